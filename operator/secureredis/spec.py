@@ -167,6 +167,8 @@ class Metrics:
     enabled: bool = False
     image: str | None = None
     port: int = 9121
+    # NetworkPolicyPeers allowed to scrape the exporter's port.
+    scrapers: tuple[Mapping[str, Any], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -694,4 +696,9 @@ def _load_metrics(errors: _Collector, metrics: Mapping[str, Any]) -> Metrics:
     if not isinstance(port, int) or not 1024 <= port <= 65535 or port in (6379, 16379):
         errors.add("spec.metrics.port", "must be an unprivileged port (1024-65535) other than "
                    "6379 and 16379")
-    return Metrics(enabled=enabled, image=image, port=port)
+    scrapers = tuple(dict(_mapping(peer)) for peer in metrics.get("scrapers") or ())
+    for index, peer in enumerate(scrapers):
+        if not peer.get("podSelector") and not peer.get("namespaceSelector"):
+            errors.add(f"spec.metrics.scrapers[{index}]", "needs a podSelector, a "
+                       "namespaceSelector or both; an empty entry would admit every pod")
+    return Metrics(enabled=enabled, image=image, port=port, scrapers=scrapers)
