@@ -127,7 +127,9 @@ def split_tokens(rule: str) -> list[str]:
                 raise ValueError("selectors cannot be nested; close the first '(' before "
                                  "opening another")
             if current:
-                raise ValueError(f"'(' must start a token, but it follows {current!r}")
+                # The text before '(' may be a password rule such as '>pw'.
+                shown = _shown(current) if current[0] in "><#!" else repr(current)
+                raise ValueError(f"'(' must start a token, but it follows {shown}")
             depth = 1
             current = char
         elif char == ")":
