@@ -55,7 +55,8 @@ SECRET_KEY_RE = re.compile(r"^[-._a-zA-Z0-9]{1,253}$")
 # accepts any bytes, but only this alphabet survives shells, URLs and YAML.
 RENAME_TARGET_RE = re.compile(r"^[A-Za-z0-9_-]{8,64}$")
 DURATION_RE = re.compile(r"^(?:(\d+(?:\.\d+)?)(h|m|s|ms))+$")
-DURATION_PART_RE = re.compile(r"(\d+(?:\.\d+)?)(h|m|s|ms)")
+# "ms" comes before "m", or "250ms" would be read as 250 minutes.
+DURATION_PART_RE = re.compile(r"(\d+(?:\.\d+)?)(ms|h|m|s)")
 QUANTITY_RE = re.compile(r"^(\d+(?:\.\d+)?)(Ki|Mi|Gi|Ti|Pi|Ei|k|M|G|T|P|E)?$")
 QUANTITY_FACTORS = {
     None: 1, "k": 10**3, "M": 10**6, "G": 10**9, "T": 10**12, "P": 10**15, "E": 10**18,
