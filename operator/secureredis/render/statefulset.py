@@ -28,16 +28,21 @@ PATHS = redisconf.POD_PATHS
 CONF_DIR = "/etc/redis/conf"
 
 
-def probe_command(sr: SecureRedis) -> list[str]:
-    """Return the exec probe: PING over mutual TLS as the probe user, expecting PONG."""
+def probe_command(sr: SecureRedis, paths: redisconf.Paths = PATHS,
+                  port: int = names.CLIENT_PORT) -> list[str]:
+    """Return the exec probe: PING over mutual TLS as the probe user, expecting PONG.
+
+    ``paths`` and ``port`` default to the pod's. Tests pass their own to run
+    the same command against a local redis-server.
+    """
     cli = [
         sr.engine.cli_binary,
         "--tls",
-        "--cacert", PATHS.ca_file,
-        "--cert", PATHS.cert_file,
-        "--key", PATHS.key_file,
+        "--cacert", paths.ca_file,
+        "--cert", paths.cert_file,
+        "--key", paths.key_file,
         "-h", "127.0.0.1",
-        "-p", str(names.CLIENT_PORT),
+        "-p", str(port),
         "--user", acl.SYSTEM_USER_PREFIX + "probe",
         "--no-auth-warning",
         "PING",
