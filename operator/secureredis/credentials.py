@@ -12,6 +12,8 @@ import string
 PASSWORD_LENGTH = 40
 MIN_PASSWORD_LENGTH = 32
 PASSWORD_ALPHABET = string.ascii_letters + string.digits
+# A random command name ends in this many random bytes, written as hex.
+RANDOM_NAME_BYTES = 16
 
 
 def generate_password(length: int = PASSWORD_LENGTH) -> str:
@@ -37,4 +39,12 @@ def check_password(password: str) -> str | None:
 
 def random_command_name(command: str) -> str:
     """Return an unguessable new name for a renamed command, such as ``CONFIG_3f9a…``."""
-    return f"{command.upper()}_{secrets.token_hex(16)}"
+    return f"{command.upper()}_{secrets.token_hex(RANDOM_NAME_BYTES)}"
+
+
+def is_random_command_name(command: str, name: str) -> bool:
+    """Return True if ``name`` has the form ``random_command_name(command)`` produces."""
+    prefix = f"{command.upper()}_"
+    suffix = name[len(prefix):]
+    return (name.startswith(prefix) and len(suffix) == 2 * RANDOM_NAME_BYTES
+            and all(char in "0123456789abcdef" for char in suffix))

@@ -8,6 +8,7 @@ regenerates a CA, a key or a password.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Mapping
@@ -22,7 +23,8 @@ class Credential:
     """A user's passwords (newest last, all accepted) and client certificate."""
 
     username: str
-    passwords: tuple[str, ...]
+    # Left out of repr so a logged or printed Credential shows no password.
+    passwords: tuple[str, ...] = field(repr=False)
     client_cert: pki.CertKey | None = None
 
     @property
@@ -126,7 +128,7 @@ def ensure(sr: SecureRedis, existing: Material | None, *, now: datetime,
             previous_name = old_renames.get(command, "")
             # Keep a random name the operator picked before; a name the user
             # chose earlier is not random and is replaced by a fresh one.
-            keep = previous_name.startswith(f"{command.upper()}_") and len(previous_name) > 40
+            keep = credentials.is_random_command_name(command, previous_name)
             renames[command] = previous_name if keep else credentials.random_command_name(command)
         else:
             renames[command] = target
@@ -147,3 +149,52 @@ def _with_external(previous: Credential | None, password: str) -> tuple[str, ...
     if previous.passwords[-1] == password:
         return previous.passwords
     return tuple(p for p in previous.passwords if p != password) + (password,)
+
+
+def _cert_to_dict(cert: pki.CertKey | None) -> dict | None:
+    return None if cert is None else {"cert": cert.cert_pem, "key": cert.key_pem}
+
+
+def _cert_from_dict(raw: Mapping | None) -> pki.CertKey | None:
+    return None if not raw else pki.CertKey(raw["cert"], raw["key"])
+
+
+def _credential_to_dict(credential: Credential) -> dict:
+    return {"username": credential.username, "passwords": list(credential.passwords),
+            "clientCert": _cert_to_dict(credential.client_cert)}
+
+
+def _credential_from_dict(raw: Mapping) -> Credential:
+    return Credential(raw["username"], tuple(raw["passwords"]),
+                      _cert_from_dict(raw.get("clientCert")))
+
+
+def to_json(material: Material) -> str:
+    """Serialize material for the operator-only state copy kept in Secrets."""
+    return json.dumps({
+        "version": 1,
+        "ca": _cert_to_dict(material.ca),
+        "server": _cert_to_dict(material.server),
+        "users": {name: _credential_to_dict(c) for name, c in sorted(material.users.items())},
+        "system": {role: _credential_to_dict(c) for role, c in sorted(material.system.items())},
+        "renames": dict(sorted(material.renames.items())),
+        "caBundle": material.ca_bundle,
+    }, sort_keys=True)
+
+
+def from_json(text: str) -> Material:
+    """Parse what ``to_json`` wrote; raises ValueError on anything else."""
+    try:
+        raw = json.loads(text)
+        if raw.get("version") != 1:
+            raise ValueError(f"unknown material format version {raw.get('version')!r}")
+        return Material(
+            ca=_cert_from_dict(raw["ca"]),
+            server=_cert_from_dict(raw["server"]),
+            users={name: _credential_from_dict(c) for name, c in raw["users"].items()},
+            system={role: _credential_from_dict(c) for role, c in raw["system"].items()},
+            renames=dict(raw["renames"]),
+            ca_bundle=raw.get("caBundle", ""),
+        )
+    except (KeyError, TypeError, json.JSONDecodeError) as error:
+        raise ValueError(f"stored material is malformed: {type(error).__name__}") from None

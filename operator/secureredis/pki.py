@@ -7,7 +7,7 @@ current time, so renewal logic and tests control the clock.
 from __future__ import annotations
 
 import ipaddress
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from cryptography import x509
@@ -25,7 +25,8 @@ class CertKey:
     """A PEM certificate and its PEM (PKCS#8) private key."""
 
     cert_pem: str
-    key_pem: str
+    # Left out of repr so a logged or printed CertKey shows no private key.
+    key_pem: str = field(repr=False)
 
     @property
     def certificate(self) -> x509.Certificate:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 from urllib.parse import quote
 
+from .. import material as material_module
 from .. import names, redisconf
 from ..material import Credential, Material
 from ..spec import SecureRedis
@@ -26,11 +27,18 @@ def _secret(sr: SecureRedis, name: str, component: str, data: dict[str, str],
     }
 
 
+# Every piece of material is kept, serialized, in two operator-only Secrets
+# (the CA Secret and the system Secret), so deleting any one Secret never
+# forces the operator to regenerate a CA, a key or a password.
+STATE_KEY = "material.json"
+
+
 def ca_secret(sr: SecureRedis, material: Material) -> dict:
-    """Return the CA certificate and key; only the operator reads this Secret."""
+    """Return the CA certificate and key, and a copy of all material; operator-only."""
     return _secret(sr, names.ca_secret(sr.name), "ca", {
         "ca.crt": material.ca.cert_pem,
         "ca.key": material.ca.key_pem,
+        STATE_KEY: material_module.to_json(material),
     })
 
 
@@ -54,6 +62,7 @@ def system_secret(sr: SecureRedis, material: Material) -> dict:
             data[f"{role}.key"] = credential.client_cert.key_pem
     data["renamed-commands.json"] = json.dumps(dict(sorted(material.renames.items())))
     data["private.conf"] = redisconf.private_conf(material)
+    data[STATE_KEY] = material_module.to_json(material)
     return _secret(sr, names.system_secret(sr.name), "system", data)
 
 

@@ -1,0 +1,288 @@
+"""Drive one SecureRedis towards its spec, in numbered steps.
+
+1. Validate the spec. An invalid spec stalls the object: status and an Event
+   name the field and the fix, and nothing is created or deleted.
+2. Load the generated material from its operator-only Secrets and add only
+   what is missing (a new user's password, say). Nothing is regenerated.
+3. Render every child from the spec and the material (pure builders).
+4. Apply each child with server-side apply, skipping children whose live
+   copy already holds every owned field. A child that differs although the
+   operator's last applied content is unchanged was changed by someone
+   else: it is restored and an Event says so.
+5. Read back the StatefulSet and compute the status: kstatus conditions,
+   certificate dates, user Secrets and the hardening checklist.
+
+The clock is a parameter, so tests can move time.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Mapping
+
+from . import API_VERSION, KIND, checks, conditions, credentials, material, names, objects, spec
+from .kube import Kube, KubeError, Ref
+from .render import RenderContext, render_all
+from .render.secrets import STATE_KEY
+
+
+@dataclass
+class Result:
+    """What one reconcile did: the new status and the writes it made."""
+
+    status: dict
+    applied: list[str] = field(default_factory=list)
+    stalled: bool = False
+
+
+def ref_of(body: Mapping[str, Any]) -> Ref:
+    metadata = body.get("metadata") or {}
+    return Ref(API_VERSION, KIND, metadata.get("namespace", "default"), metadata.get("name", ""),
+               metadata.get("uid"))
+
+
+def reconcile(kube: Kube, body: Mapping[str, Any], *, now: datetime, context: RenderContext,
+              logger: logging.Logger | logging.LoggerAdapter) -> Result:
+    """Run every step once for the SecureRedis ``body`` and write its status."""
+    old_status = dict(body.get("status") or {})
+    generation = (body.get("metadata") or {}).get("generation")
+    ref = ref_of(body)
+
+    # 1. Validate.
+    try:
+        sr = spec.load(body)
+        external = read_external_passwords(kube, sr)
+    except spec.SpecError as error:
+        return stall(kube, ref, old_status, generation, error.errors, now=now, logger=logger)
+
+    # 2. Load the material and fill in what is missing.
+    existing = load_material(kube, sr, logger)
+    if existing is None and old_status.get("observedGeneration") is not None:
+        kube.event(ref, "Warning", "MaterialLost",
+                   f"Secrets {names.ca_secret(sr.name)} and {names.system_secret(sr.name)} are "
+                   "both gone; generated a new CA and new passwords, so clients need their "
+                   "updated Secrets", now)
+        logger.warning("material lost, generated anew")
+    generated = material.ensure(sr, existing, now=now, external_passwords=external)
+
+    # 3. Render.
+    desired = [objects.with_hash(child) for child in render_all(sr, generated, context)]
+
+    # 4. Apply what differs.
+    applied = []
+    live_children = []
+    for child in desired:
+        kind, name = child["kind"], child["metadata"]["name"]
+        live = kube.get(kind, sr.namespace, name)
+        if live is not None and objects.covers(live, child):
+            live_children.append(live)
+            continue
+        live_children.append(kube.apply(child))
+        applied.append(f"{kind}/{name}")
+        report_write(kube, ref, child, live, first_run=old_status.get("observedGeneration") is None,
+                     now=now, logger=logger)
+
+    # 5. Read back and compute the status.
+    statefulset = kube.get("StatefulSet", sr.namespace, names.statefulset(sr.name))
+    status = compute_status(sr, generated, statefulset, live_children, old_status,
+                            generation=generation, now=now)
+    write_status(kube, sr.namespace, sr.name, old_status, status)
+    return Result(status=status, applied=applied)
+
+
+def read_external_passwords(kube: Kube, sr: spec.SecureRedis) -> dict[str, str]:
+    """Read the passwords of users with a passwordSecretRef; raises SpecError if unusable."""
+    passwords = {}
+    errors = []
+    for index, user in enumerate(sr.users):
+        ref = user.password_secret_ref
+        if ref is None:
+            continue
+        path = f"spec.acl.users[{index}].passwordSecretRef"
+        data = kube.read_secret(sr.namespace, ref.name)
+        if data is None:
+            errors.append(spec.FieldError(path, f"Secret {ref.name} does not exist in namespace "
+                                                f"{sr.namespace}; create it with the key {ref.key}"))
+            continue
+        if ref.key not in data:
+            errors.append(spec.FieldError(path, f"Secret {ref.name} has no key {ref.key}; add it "
+                                                "or set passwordSecretRef.key"))
+            continue
+        password = data[ref.key].strip("\n")
+        problem = credentials.check_password(password)
+        if problem:
+            errors.append(spec.FieldError(path, f"the password in Secret {ref.name} key "
+                                                f"{ref.key} {problem}"))
+            continue
+        passwords[user.name] = password
+    if errors:
+        raise spec.SpecError(errors)
+    return passwords
+
+
+def load_material(kube: Kube, sr: spec.SecureRedis, logger) -> material.Material | None:
+    """Return the stored material from the CA Secret, else from the system Secret's copy."""
+    for secret_name in (names.ca_secret(sr.name), names.system_secret(sr.name)):
+        data = kube.read_secret(sr.namespace, secret_name)
+        if not data or STATE_KEY not in data:
+            continue
+        try:
+            return material.from_json(data[STATE_KEY])
+        except ValueError as error:
+            logger.warning("stored material unreadable secret=%s error=%s", secret_name, error)
+    return None
+
+
+def report_write(kube: Kube, ref: Ref, child: dict, live: dict | None, *, first_run: bool,
+                 now: datetime, logger) -> None:
+    """Log every write and raise an Event when it repaired somebody else's change."""
+    kind, name = child["kind"], child["metadata"]["name"]
+    if live is None:
+        logger.info("created child kind=%s name=%s", kind, name)
+        if not first_run:
+            kube.event(ref, "Warning", "ChildRecreated",
+                       f"{kind} {name} was missing and has been re-created", now)
+    elif objects.applied_hash(live) == objects.applied_hash(child):
+        logger.info("restored drifted child kind=%s name=%s", kind, name)
+        kube.event(ref, "Warning", "ChildRestored",
+                   f"{kind} {name} was changed outside the operator and has been restored", now)
+    else:
+        logger.info("updated child kind=%s name=%s", kind, name)
+
+
+def stall(kube: Kube, ref: Ref, old_status: dict, generation: int | None,
+          errors: list[spec.FieldError], *, now: datetime, logger) -> Result:
+    """Mark the object Stalled with every field error; creates and deletes nothing."""
+    message = "; ".join(str(e) for e in errors)
+    reason = "InvalidSpec"
+    previous = conditions.find(old_status.get("conditions") or (), conditions.STALLED)
+    if not previous or previous.get("message") != message or previous.get("status") != "True":
+        kube.event(ref, "Warning", reason, message, now)
+        logger.warning("invalid spec errors=%s", message)
+
+    conds = old_status.get("conditions") or []
+    conds = conditions.set_condition(conds, conditions.STALLED, True, reason, message,
+                                     generation=generation, now=now)
+    conds = conditions.set_condition(conds, conditions.RECONCILING, False, reason,
+                                     "waiting for a corrected spec", generation=generation, now=now)
+    conds = conditions.set_condition(conds, conditions.READY, False, reason, message,
+                                     generation=generation, now=now)
+    status = {**old_status, "observedGeneration": generation, "conditions": conds}
+    write_status(kube, ref.namespace, ref.name, old_status, status)
+    return Result(status=status, stalled=True)
+
+
+def compute_status(sr: spec.SecureRedis, generated: material.Material, statefulset: dict | None,
+                   children: list[dict], old_status: dict, *, generation: int | None,
+                   now: datetime) -> dict:
+    """Return the full status for the current state of the children."""
+    conds = old_status.get("conditions") or []
+
+    def put(condition_type: str, value: bool | None, reason: str, message: str) -> None:
+        nonlocal conds
+        conds = conditions.set_condition(conds, condition_type, value, reason, message,
+                                         generation=generation, now=now)
+
+    sts_status = (statefulset or {}).get("status") or {}
+    want = sr.pod_count
+    ready_pods = sts_status.get("readyReplicas", 0) or 0
+    updated = sts_status.get("updatedReplicas", 0) or 0
+    sts_current = sts_status.get("observedGeneration") == (statefulset or {}).get(
+        "metadata", {}).get("generation")
+    pods_ready = bool(statefulset) and sts_current and ready_pods >= want and updated >= want
+
+    put(conditions.STALLED, False, "SpecValid", "the spec is valid")
+    if pods_ready:
+        put(conditions.RECONCILING, False, "Reconciled", f"{ready_pods}/{want} pods ready")
+    else:
+        put(conditions.RECONCILING, True, "PodsNotReady", f"{ready_pods}/{want} pods ready")
+
+    server_cert = generated.server
+    not_after = server_cert.not_after
+    renewal = not_after - sr.tls.renew_before
+    if now >= not_after:
+        put(conditions.TLS_READY, False, "CertificateExpired",
+            f"the server certificate expired at {conditions.timestamp(not_after)}")
+    elif now >= renewal:
+        put(conditions.TLS_READY, True, "RenewalDue",
+            f"the server certificate expires at {conditions.timestamp(not_after)} and is due "
+            "for renewal")
+    else:
+        put(conditions.TLS_READY, True, "CertificateValid",
+            f"the server certificate is valid until {conditions.timestamp(not_after)}")
+
+    user_secrets = [names.user_secret(sr.name, u.name) for u in sr.users]
+    put(conditions.CREDENTIALS_READY, True, "SecretsPublished",
+        f"{len(user_secrets)} user Secrets published" if user_secrets else "no application users")
+
+    kube_facts = checks.kube_facts(
+        statefulset=statefulset,
+        network_policy=next((c for c in children if c.get("kind") == "NetworkPolicy"), None),
+        services=[c for c in children if c.get("kind") == "Service"],
+    )
+    known = checks.Known(
+        admin_users=frozenset(u.name for u in sr.users if u.admin),
+        system_users=frozenset(c.username for c in generated.system.values()),
+        passwords={c.username: c.password
+                   for c in list(generated.users.values()) + list(generated.system.values())},
+        renames=dict(generated.renames),
+    )
+    # TODO: add live RedisFacts from a connection to each pod once the node
+    # tier runs pods; until then the Redis-side checks report unknown.
+    results = checks.evaluate(None, kube_facts, known)
+    passed, total, failed = checks.summary(results)
+    if failed:
+        put(conditions.SECURITY_BASELINE, False, "ChecksFailed", "failed: " + ", ".join(failed))
+    else:
+        put(conditions.SECURITY_BASELINE, True, "ChecksPassed",
+            f"{passed}/{total} checks passed, the others cannot be determined yet"
+            if passed < total else f"{passed}/{total} checks passed")
+
+    if pods_ready and not failed:
+        put(conditions.READY, True, "Ready", f"{ready_pods}/{want} pods ready and every check "
+            "that could be evaluated passed")
+    elif not pods_ready:
+        put(conditions.READY, False, "PodsNotReady", f"{ready_pods}/{want} pods ready")
+    else:
+        put(conditions.READY, False, "ChecksFailed", "failed: " + ", ".join(failed))
+
+    cluster_domain = sr.cluster_domain
+    endpoints = {
+        "client": f"{names.client_service(sr.name)}.{sr.namespace}.svc.{cluster_domain}:"
+                  f"{names.CLIENT_PORT}",
+        "headless": f"{names.headless_service(sr.name)}.{sr.namespace}.svc.{cluster_domain}",
+    }
+    if sr.mode == "replication":
+        endpoints["replicas"] = (f"{names.replicas_service(sr.name)}.{sr.namespace}.svc."
+                                 f"{cluster_domain}:{names.CLIENT_PORT}")
+
+    return {
+        **old_status,
+        "observedGeneration": generation,
+        "conditions": conds,
+        "endpoints": endpoints,
+        "users": [{"name": u.name, "secretName": names.user_secret(sr.name, u.name)}
+                  for u in sr.users],
+        "tls": {
+            "serial": server_cert.serial,
+            "notAfter": conditions.timestamp(not_after),
+            "renewalTime": conditions.timestamp(renewal),
+            "caNotAfter": conditions.timestamp(generated.ca.not_after),
+        },
+        "checks": {"passed": passed, "total": total, "summary": f"{passed}/{total}",
+                   "failed": failed},
+    }
+
+
+def write_status(kube: Kube, namespace: str, name: str, old_status: dict, status: dict) -> None:
+    """Patch the status subresource unless it would not change."""
+    if status == old_status:
+        return
+    try:
+        kube.patch_status(namespace, name, status)
+    except KubeError as error:
+        # A status write that fails is retried on the next reconcile.
+        if error.status != 404:
+            raise
