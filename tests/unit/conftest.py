@@ -1,0 +1,53 @@
+"""Shared inputs for the unit tests: SecureRedis objects, examples and a fixed clock."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from pathlib import Path
+
+import pytest
+import yaml
+
+from secureredis import API_VERSION, KIND, material, spec
+
+REPO = Path(__file__).resolve().parents[2]
+EXAMPLES = sorted((REPO / "manifests" / "examples").glob("*.yaml"))
+CRD_PATH = REPO / "crds" / "secureredis.yaml"
+
+# Certificates store whole seconds, so the clock has none to lose.
+NOW = datetime(2030, 1, 15, 12, 0, 0, tzinfo=timezone.utc)
+
+
+def secure_redis(spec_fields: dict | None = None, *, name: str = "demo",
+                 namespace: str = "apps", uid: str | None = None) -> dict:
+    """Build a SecureRedis object as a user would write it."""
+    metadata = {"name": name, "namespace": namespace}
+    if uid:
+        metadata["uid"] = uid
+    return {"apiVersion": API_VERSION, "kind": KIND, "metadata": metadata,
+            "spec": dict(spec_fields or {})}
+
+
+def user(name: str, *rules: str, admin: bool = False) -> dict:
+    return {"name": name, "rules": list(rules), "admin": admin}
+
+
+def load_example(path: Path) -> dict:
+    documents = [doc for doc in yaml.safe_load_all(path.read_text()) if doc]
+    assert len(documents) == 1
+    return documents[0]
+
+
+def build(spec_fields: dict | None = None, **metadata):
+    """Load a spec and generate fresh material for it."""
+    sr = spec.load(secure_redis(spec_fields, **metadata))
+    return sr, material.ensure(sr, None, now=NOW)
+
+
+@pytest.fixture(scope="module")
+def app_users() -> list[dict]:
+    return [
+        user("cache_reader", "~cache:*", "+get", "+mget"),
+        user("app_service", "~app:*", "+@all", "(~app:tmp:* +get)"),
+        user("redis_admin", "~*", "&*", "+@all", admin=True),
+    ]
