@@ -3,7 +3,7 @@
 Handlers are registered into a registry passed in by the caller, so the
 command line can set the resync interval and tests can run the operator with
 a short one. Create, update, resume and a resync timer all run the same
-idempotent reconcile; a per-object lock keeps the timer and an event handler
+idempotent reconcile. A per-object lock keeps the timer and an event handler
 from reconciling one object at the same time.
 
 kopf's own bookkeeping (the last handled spec, handler progress) lives in
@@ -48,8 +48,7 @@ def configure_settings(settings: kopf.OperatorSettings) -> None:
     settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
         prefix=ANNOTATION_PREFIX, key="last-handled-configuration")
     # kopf would post an Event for every successful handler run, which is an
-    # API write per resync; the operator posts its own Events when something
-    # happens.
+    # API write per resync. The operator posts its own Events instead.
     settings.posting.level = logging.WARNING
 
 

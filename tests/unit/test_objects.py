@@ -34,7 +34,7 @@ def test_with_hash_adds_annotation():
     annotations = hashed["metadata"]["annotations"]
     assert annotations["keep"] == "me"
     assert annotations[objects.HASH_ANNOTATION] == objects.content_hash(obj)
-    assert "annotations" in obj["metadata"] and objects.HASH_ANNOTATION not in obj["metadata"]["annotations"]
+    assert objects.HASH_ANNOTATION not in obj["metadata"]["annotations"]
 
 
 def test_applied_hash_of_missing_object():
