@@ -5,7 +5,6 @@ from __future__ import annotations
 from datetime import datetime, timezone
 from pathlib import Path
 
-import pytest
 import yaml
 
 from secureredis import API_VERSION, KIND, material, spec
@@ -38,16 +37,14 @@ def load_example(path: Path) -> dict:
     return documents[0]
 
 
-def build(spec_fields: dict | None = None, **metadata):
-    """Load a spec and generate fresh material for it."""
+class Quiet(tuple):
+    """A tuple whose repr names its SecureRedis and shows no secret in a failure report."""
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} of SecureRedis {self[0].name} ({self[0].mode})>"
+
+
+def build(spec_fields: dict | None = None, **metadata) -> Quiet:
+    """Load a spec and return it with freshly generated material, as (sr, material)."""
     sr = spec.load(secure_redis(spec_fields, **metadata))
-    return sr, material.ensure(sr, None, now=NOW)
-
-
-@pytest.fixture(scope="module")
-def app_users() -> list[dict]:
-    return [
-        user("cache_reader", "~cache:*", "+get", "+mget"),
-        user("app_service", "~app:*", "+@all", "(~app:tmp:* +get)"),
-        user("redis_admin", "~*", "&*", "+@all", admin=True),
-    ]
+    return Quiet((sr, material.ensure(sr, None, now=NOW)))
