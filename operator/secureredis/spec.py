@@ -32,6 +32,9 @@ MAXMEMORY_POLICIES = (
     "volatile-lru", "volatile-lfu", "volatile-random", "volatile-ttl",
 )
 PULL_POLICIES = ("Always", "IfNotPresent", "Never")
+# The CRD's defaults for spec.tls.issuerRef. Applying them here too keeps a
+# rendered object equal to what the API server stores.
+ISSUER_REF_DEFAULTS = {"kind": "Issuer", "group": "cert-manager.io"}
 
 # Mozilla's "intermediate" TLS 1.2 suites that OpenSSL 3 names this way;
 # every one has forward secrecy and an AEAD cipher.
@@ -300,7 +303,7 @@ def load(obj: Mapping[str, Any]) -> SecureRedis:
         version = DEFAULT_ENGINE
 
     replicas = _load_replicas(errors, mode, spec.get("replicas"))
-    cluster = _load_cluster(errors, mode, _mapping(spec.get("cluster")))
+    cluster = _load_cluster(errors, mode, spec.get("cluster"))
     pod = _load_pod(errors, spec, version)
     storage = _load_storage(errors, _mapping(spec.get("storage")))
     memory = _load_memory(errors, _mapping(spec.get("memory")), pod.resources, storage.persistence)
@@ -388,10 +391,12 @@ def _load_replicas(errors: _Collector, mode: str, replicas: Any) -> int:
     return 0
 
 
-def _load_cluster(errors: _Collector, mode: str, cluster: Mapping[str, Any]) -> Cluster:
-    if cluster and mode != "cluster":
+def _load_cluster(errors: _Collector, mode: str, raw: Any) -> Cluster:
+    # Like the CRD's rule, an empty spec.cluster outside cluster mode is an error too.
+    if raw is not None and mode != "cluster":
         errors.add("spec.cluster", f"is only used in cluster mode; remove it or set spec.mode "
                    f"to cluster (spec.mode is {mode!r})")
+    cluster = _mapping(raw)
     shards = cluster.get("shards", 3)
     per_shard = cluster.get("replicasPerShard", 1)
     if not isinstance(shards, int) or shards < 3:
@@ -552,7 +557,7 @@ def _load_tls(errors: _Collector, tls: Mapping[str, Any]) -> TLS:
 
     return TLS(
         issuer=issuer,
-        issuer_ref=dict(issuer_ref) if issuer_ref else None,
+        issuer_ref={**ISSUER_REF_DEFAULTS, **_mapping(issuer_ref)} if issuer_ref else None,
         secret_name=secret_name,
         client_auth=client_auth,
         protocols=protocols,
