@@ -1,0 +1,3 @@
+module github.com/secure-redis-operator/hack/pause
+
+go 1.24
