@@ -110,6 +110,8 @@ INVALID = [
     ("cluster-with-replicas", {"mode": "cluster", "replicas": 6}, "spec.replicas", "remove"),
     ("cluster-field-in-standalone", {"mode": "standalone", "cluster": {"shards": 3}},
      "spec.cluster", "cluster"),
+    ("cluster-empty-in-replication", {"mode": "replication", "cluster": {}},
+     "spec.cluster", "cluster"),
     ("cluster-two-shards", {"mode": "cluster", "cluster": {"shards": 2}},
      "spec.cluster.shards", "3"),
     ("cluster-six-replicas-per-shard",
