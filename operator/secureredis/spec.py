@@ -299,7 +299,7 @@ def load(obj: Mapping[str, Any]) -> SecureRedis:
 
     version = spec.get("version", DEFAULT_ENGINE)
     errors.choice("spec.version", version, tuple(ENGINES))
-    if version not in ENGINES:
+    if not isinstance(version, str) or version not in ENGINES:
         version = DEFAULT_ENGINE
 
     replicas = _load_replicas(errors, mode, spec.get("replicas"))
@@ -424,6 +424,10 @@ def _load_pod(errors: _Collector, spec: Mapping[str, Any], version: str) -> Pod:
             pull_secrets.append(secret_name)
 
     resources = spec.get("resources") or DEFAULT_RESOURCES
+    if not isinstance(resources, Mapping):
+        errors.add("spec.resources", "must be an object with requests and limits, like a "
+                   "container's resources")
+        resources = DEFAULT_RESOURCES
     for section in ("requests", "limits"):
         for resource, quantity in _mapping(resources.get(section)).items():
             if resource == "memory":
