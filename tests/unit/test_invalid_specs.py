@@ -185,6 +185,16 @@ INVALID = [
      "supported"),
     ("pull-secret-bad-name", {"imagePullSecrets": [{"name": "Not A Name"}]},
      "spec.imagePullSecrets[0].name", "Secret"),
+    # wrongly typed values, which the API server rejects but a local file may hold
+    ("resources-not-object", {"resources": "small"}, "spec.resources", "object"),
+    ("version-not-string", {"version": ["redis-7.0"]}, "spec.version", "supported"),
+    ("replicas-not-integer", {"mode": "replication", "replicas": "3"}, "spec.replicas",
+     "least"),
+    ("rule-not-string", rules(5), RULE, "string"),
+    ("user-not-object", {"acl": {"users": ["app"]}}, "spec.acl.users[0].rules", "rule"),
+    ("password-ref-not-object",
+     {"acl": {"users": [{**user("app", "+get"), "passwordSecretRef": "app-pw"}]}},
+     "spec.acl.users[0].passwordSecretRef.name", "Secret"),
 ]
 
 # Passwords a user might paste into rules; none may come back in an error.
