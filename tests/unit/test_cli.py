@@ -10,7 +10,7 @@ import pytest
 import yaml
 
 from secureredis import cli
-from conftest import EXAMPLES
+from spec_inputs import EXAMPLES
 
 EXAMPLE_IDS = [path.stem for path in EXAMPLES]
 

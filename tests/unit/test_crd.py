@@ -8,7 +8,7 @@ import pytest
 import yaml
 
 from secureredis import API_VERSION, GROUP, KIND, PLURAL, VERSION, engines, spec
-from conftest import CRD_PATH, EXAMPLES, load_example, secure_redis, user
+from spec_inputs import CRD_PATH, EXAMPLES, load_example, secure_redis, user
 
 
 @pytest.fixture(scope="module")

@@ -9,7 +9,7 @@ from dataclasses import replace
 import pytest
 
 from secureredis import credentials, material, spec
-from conftest import NOW, secure_redis, user
+from spec_inputs import NOW, secure_redis, user
 
 USERS = {"acl": {"users": [user("reader", "~a:*", "+get"), user("writer", "~a:*", "+set")]}}
 

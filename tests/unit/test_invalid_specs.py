@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from secureredis import spec
-from conftest import secure_redis, user
+from spec_inputs import secure_redis, user
 
 
 def rules(*tokens: str, admin: bool = False, version: str | None = None) -> dict:

@@ -19,7 +19,7 @@ from secureredis.render.pdb import pod_disruption_budget
 from secureredis.render.secrets import system_secret, tls_secret, user_secrets
 from secureredis.render.services import client_service, headless_service, replicas_service
 from secureredis.render.statefulset import probe_command, statefulset
-from conftest import Quiet, build, user
+from spec_inputs import Quiet, build, user
 
 UID = "6f1c1c7e-0000-4000-8000-000000000001"
 USERS = [

@@ -7,7 +7,7 @@ from datetime import timedelta
 import pytest
 
 from secureredis import engines, spec
-from conftest import EXAMPLES, load_example, secure_redis, user
+from spec_inputs import EXAMPLES, load_example, secure_redis, user
 
 MIB = 2**20
 
@@ -128,7 +128,7 @@ def test_default_renames():
 
 
 def test_renames_merge_with_defaults():
-    fragment = {"commands": {"rename": {"KEYS": "", "flushdb": "Wipe_Database_1"}}}
+    fragment = {"commands": {"rename": {"keys": "", "flushdb": "Wipe_Database_1"}}}
 
     sr = spec.load(secure_redis(fragment))
 

@@ -1,4 +1,4 @@
-"""Shared inputs for the unit tests: SecureRedis objects, examples and a fixed clock."""
+"""Inputs the unit tests share: SecureRedis objects, the examples and a fixed clock."""
 
 from __future__ import annotations
 
