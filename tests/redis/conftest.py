@@ -12,7 +12,22 @@ import redis
 
 from secureredis import spec
 
-from redis_harness import RedisServer, secure_redis_object, start_redis_server
+from redis_harness import (
+    RedisServer, redact_known_secrets, secure_redis_object, start_redis_server,
+)
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    """Redact every generated password and private key from the failure reports of these tests.
+
+    pytest prints the arguments of every frame in a traceback, and frames
+    inside redis-py hold the AUTH and HELLO arguments.
+    """
+    outcome = yield
+    report = outcome.get_result()
+    if report.failed and report.longrepr is not None and not isinstance(report.longrepr, tuple):
+        report.longrepr = redact_known_secrets(str(report.longrepr))
 
 
 @pytest.fixture(scope="module")

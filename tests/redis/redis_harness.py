@@ -6,9 +6,9 @@ listens only on loopback (127.0.0.1, and ::1 where the host has it) on a free
 TLS port. redis.conf sets ``logfile ""``, so the server logs to stdout, which
 goes to a file the tests read.
 
-Passwords and private keys never reach a test report: clients get them from
-the material directly, and any text shown on failure goes through
-``RedisServer.redact`` first.
+Passwords and private keys stay out of test reports under pytest's default
+options (no --showlocals). Clients get them from the material directly, and
+any text shown on failure goes through ``RedisServer.redact`` first.
 """
 
 from __future__ import annotations
@@ -78,15 +78,32 @@ class TLSFiles(NamedTuple):
     key: str
 
 
-class Secret(NamedTuple):
+@dataclass(frozen=True)
+class Secret:
     """A value that must never leak, with a description that is safe to print."""
 
     description: str
-    value: str
+    value: str = field(repr=False)
+
+
+# Every secret a test has generated in this run, so failure reports can be
+# redacted (see conftest.py) whichever frame or fixture held the value.
+KNOWN_SECRETS: list[Secret] = []
+
+
+def remember_secrets(secrets: list[Secret]) -> None:
+    KNOWN_SECRETS.extend(secrets)
+
+
+def redact_known_secrets(text: str) -> str:
+    """Replace every secret in KNOWN_SECRETS found in ``text`` by its description."""
+    for secret in sorted(KNOWN_SECRETS, key=lambda known: -len(known.value)):
+        text = text.replace(secret.value, f"<{secret.description}>")
+    return text
 
 
 def secret_values(material: Material) -> list[Secret]:
-    """List every password and private key in ``material``.
+    """List every password and private key in ``material``, and remember them for redaction.
 
     A private key is listed whole and also line by line, so a key that was
     re-wrapped or cut short is still found.
@@ -109,6 +126,9 @@ def secret_values(material: Material) -> list[Secret]:
         for number, line in enumerate(pem.splitlines()):
             if not line.startswith("-----"):
                 secrets.append(Secret(f"line {number} of the private key of the {owner}", line))
+    remember_secrets(secrets)
+    remember_secrets([Secret(f"new name of {command.upper()}", new_name)
+                      for command, new_name in material.renames.items() if new_name])
     return secrets
 
 
@@ -237,10 +257,9 @@ class RedisServer:
         return text in self.log_text(since)
 
     def redact(self, text: str) -> str:
-        """Replace every password and private key in ``text`` by a placeholder."""
-        for secret in sorted(secret_values(self.material), key=lambda s: -len(s.value)):
-            text = text.replace(secret.value, f"<{secret.description}>")
-        return text
+        """Replace every password, private key and new command name in ``text`` by its description."""
+        secret_values(self.material)
+        return redact_known_secrets(text)
 
     def stop(self) -> None:
         """Kill the server, then close the clients that were connected to it."""
@@ -330,6 +349,7 @@ def start_redis_server(sr: spec.SecureRedis, directory: Path) -> RedisServer:
                     "package (apt-get install redis-server) to run the redis tests")
 
     material = material_module.ensure(sr, None, now=datetime.now(timezone.utc))
+    secret_values(material)
     paths = Paths(
         tls_dir=str(directory / "tls"),
         acl_file=str(directory / "acl" / "users.acl"),
