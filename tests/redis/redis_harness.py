@@ -13,8 +13,10 @@ any text shown on failure goes through ``RedisServer.redact`` first.
 
 from __future__ import annotations
 
+import ctypes
 import re
 import shutil
+import signal
 import socket
 import ssl
 import subprocess
@@ -40,6 +42,8 @@ LOOPBACK = "127.0.0.1"
 READY_LINE = "Ready to accept connections"
 START_TIMEOUT_SECONDS = 10.0
 CLIENT_TIMEOUT_SECONDS = 5.0
+# From <linux/prctl.h>.
+PR_SET_PDEATHSIG = 1
 PRIVATE_KEY_MARKER = re.compile(r"-----BEGIN [A-Z ]*PRIVATE KEY-----")
 
 
@@ -287,11 +291,12 @@ def tls_context(server: RedisServer, version: ssl.TLSVersion | None = None, *,
     return context
 
 
-def open_tls(server: RedisServer, context: ssl.SSLContext) -> ssl.SSLSocket:
-    """Connect to the server's TLS port and complete the handshake."""
+def open_tls(server: RedisServer, context: ssl.SSLContext, *,
+             server_hostname: str = LOOPBACK) -> ssl.SSLSocket:
+    """Connect to 127.0.0.1 and complete the handshake, checking the certificate for ``server_hostname``."""
     raw = socket.create_connection((LOOPBACK, server.port), timeout=5)
     try:
-        return context.wrap_socket(raw, server_hostname=LOOPBACK)
+        return context.wrap_socket(raw, server_hostname=server_hostname)
     except BaseException:
         raw.close()
         raise
@@ -328,6 +333,14 @@ def write_private_file(path: Path, text: str) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(text)
     path.chmod(0o600)
+
+
+def _die_with_parent() -> None:
+    # Runs in the child before exec: the kernel sends SIGKILL to redis-server
+    # when pytest exits, even when pytest itself is killed and skips teardown.
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL) != 0:
+        raise OSError(ctypes.get_errno(), "prctl(PR_SET_PDEATHSIG) failed")
 
 
 def _wait_until_ready(process: subprocess.Popen, log_path: Path) -> bool:
@@ -382,7 +395,8 @@ def start_redis_server(sr: spec.SecureRedis, directory: Path) -> RedisServer:
         argv = [binary] + local_server_args(sr, conf_path)
         with log_path.open("wb") as log:
             process = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log,
-                                       stderr=subprocess.STDOUT, cwd=directory)
+                                       stderr=subprocess.STDOUT, cwd=directory,
+                                       preexec_fn=_die_with_parent)
         server = RedisServer(sr, material, directory, paths, port, argv, log_path, process,
                              client_files)
         if _wait_until_ready(process, log_path):

@@ -74,6 +74,21 @@ def test_tls_version_accepted(server, version, name):
     assert replies == [b"+OK", b"+PONG"]
 
 
+@pytest.mark.parametrize("name", ["localhost", "127.0.0.1"])
+def test_server_certificate_matches_name(server, name):
+    context = tls_context(server, tls_files=server.server_files)
+    with open_tls(server, context, server_hostname=name) as tls:
+        negotiated = tls.version()
+    assert negotiated in ("TLSv1.2", "TLSv1.3")
+
+
+def test_server_certificate_rejects_other_name(server):
+    context = tls_context(server, tls_files=server.server_files)
+    with pytest.raises(ssl.SSLCertVerificationError) as failure:
+        open_tls(server, context, server_hostname="redis.example.org").close()
+    assert "Hostname mismatch" in failure.value.verify_message
+
+
 def test_client_certificate_accepted(server):
     client = server.client("cache_reader")
     assert client.get("cache:absent") is None
