@@ -32,7 +32,7 @@ def pytest_runtest_makereport(item, call):
 
 @pytest.fixture(scope="module")
 def start_redis(tmp_path_factory) -> Iterator[Callable[..., RedisServer]]:
-    """Yield a function that starts a server for a SecureRedis object; all stop after the module."""
+    """Yield a function that starts a server for a SecureRedis object. Every server stops with the module."""
     servers: list[RedisServer] = []
 
     def start(obj: dict | None = None) -> RedisServer:

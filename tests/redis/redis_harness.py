@@ -92,16 +92,19 @@ class Secret:
 
 # Every secret a test has generated in this run, so failure reports can be
 # redacted (see conftest.py) whichever frame or fixture held the value.
-KNOWN_SECRETS: list[Secret] = []
+# Keyed by value, so remembering a secret twice keeps one entry.
+KNOWN_SECRETS: dict[str, Secret] = {}
 
 
 def remember_secrets(secrets: list[Secret]) -> None:
-    KNOWN_SECRETS.extend(secrets)
+    for secret in secrets:
+        KNOWN_SECRETS.setdefault(secret.value, secret)
 
 
 def redact_known_secrets(text: str) -> str:
     """Replace every secret in KNOWN_SECRETS found in ``text`` by its description."""
-    for secret in sorted(KNOWN_SECRETS, key=lambda known: -len(known.value)):
+    # Longest first, so a whole private key is replaced before its lines.
+    for secret in sorted(KNOWN_SECRETS.values(), key=lambda known: -len(known.value)):
         text = text.replace(secret.value, f"<{secret.description}>")
     return text
 
