@@ -1,24 +1,38 @@
-"""Command line: ``secure-redis render | version`` (``run`` and ``audit`` join later).
+"""Command line: ``secure-redis render | audit | version`` (``run`` joins later).
 
 ``render`` prints every child of one or more SecureRedis objects as YAML, for
 review in a GitOps pipeline. It never talks to a cluster, so it generates
 throwaway material; Secret values are replaced by ``<redacted>`` unless
 ``--show-secrets`` is given.
+
+``audit`` runs the hardening checklist against any live Redis through the
+same ``checks`` and ``redisadmin`` code as the operator's status, so both
+report the same outcome. Passwords come from an environment variable or a
+file, never from the command line, where other local users can read them.
+Exit codes: 0 when no check failed, 1 when one did, 2 when the target could
+not be audited.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
+import os
 import sys
+from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
 from typing import Iterable, Sequence, TextIO
+from urllib.parse import unquote, urlsplit
 
 import yaml
 
-from . import KIND, __version__, material, spec
+from . import KIND, __version__, acl, checks, material, redisadmin, spec
+from .engines import ENGINES, command_table
 from .render import RenderContext, render_all
 
 REDACTED = "<redacted>"
+# redis-cli reads its password from this variable too.
+PASSWORD_ENV_DEFAULT = "REDISCLI_AUTH"
 
 
 class _BlockDumper(yaml.SafeDumper):
@@ -95,6 +109,151 @@ def cmd_render(args: argparse.Namespace) -> int:
     return 0
 
 
+class UsageError(Exception):
+    """Invalid command-line input, with a message that tells how to fix it."""
+
+
+@dataclass(frozen=True)
+class AuditTarget:
+    """Server that ``audit`` connects to, parsed from a redis:// or rediss:// URL."""
+
+    tls: bool
+    host: str
+    port: int
+    username: str | None
+
+    def __str__(self) -> str:
+        user = f"{self.username}@" if self.username else ""
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"{'rediss' if self.tls else 'redis'}://{user}{host}:{self.port}"
+
+
+def parse_audit_url(url: str, user: str | None) -> AuditTarget:
+    """Parse ``rediss://[user@]host[:port]``; ``user`` (from --user) must agree with the URL."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("redis", "rediss"):
+        raise UsageError(f"{url!r} is not a Redis URL; write rediss://[user@]host:port "
+                         "(or redis:// for a server without TLS)")
+    if parts.password is not None:
+        raise UsageError("the URL contains a password, which other local users can read in "
+                         "the process list; remove it and use --password-env or --password-file")
+    if parts.path not in ("", "/", "/0") or parts.query or parts.fragment:
+        raise UsageError(f"{url!r} has a path or query; the audit needs only the host and port")
+    try:
+        port = parts.port or 6379
+    except ValueError as error:
+        raise UsageError(f"{url!r} has an invalid port: {error}") from None
+    if not parts.hostname:
+        raise UsageError(f"{url!r} names no host")
+
+    url_user = unquote(parts.username) if parts.username else None
+    if user and url_user and user != url_user:
+        raise UsageError(f"--user {user!r} differs from the URL's user {url_user!r}; give one")
+    return AuditTarget(parts.scheme == "rediss", parts.hostname, port, user or url_user)
+
+
+def read_password(args: argparse.Namespace) -> str | None:
+    """Return the password from --password-file, else from the --password-env variable."""
+    if args.password_file:
+        try:
+            with open(args.password_file, encoding="utf-8") as handle:
+                return handle.read().removesuffix("\n").removesuffix("\r")
+        except OSError as error:
+            raise UsageError(f"cannot read --password-file: {error}") from None
+    password = os.environ.get(args.password_env)
+    if password is None and args.password_env != PASSWORD_ENV_DEFAULT:
+        raise UsageError(f"the environment variable {args.password_env} named by "
+                         "--password-env is not set")
+    return password or None
+
+
+def parse_renames(entries: Sequence[str]) -> dict[str, str]:
+    """Parse ``CMD=NAME`` entries; an empty NAME means the command is disabled."""
+    renames = {}
+    for entry in entries:
+        command, separator, name = entry.partition("=")
+        if not separator or not command.strip():
+            raise UsageError(f"--renamed {entry!r} is invalid; write COMMAND=NEW_NAME, or "
+                             "COMMAND= for a disabled command")
+        renames[command.strip().lower()] = name.strip()
+    return renames
+
+
+def operator_system_users() -> dict[str, tuple[str, ...]]:
+    """Return the rules of the operator's own users across every supported server version."""
+    users: list[acl.SystemUser] = []
+    for key, engine in ENGINES.items():
+        users += acl.system_users(engine.replication_commands, command_table(key))
+    return checks.system_user_rules(users)
+
+
+def print_results(target: AuditTarget, results: list[checks.CheckResult], output: str,
+                  stream: TextIO) -> None:
+    passed, total, failed = checks.summary(results)
+    if output == "json":
+        document = {"target": str(target), "passed": passed, "total": total, "failed": failed,
+                    "checks": [asdict(r) for r in results]}
+        json.dump(document, stream, indent=2)
+        stream.write("\n")
+        return
+
+    print(f"Audit of {target}", file=stream)
+    for check in results:
+        print(f"{check.outcome.upper():<8} {check.id}: {check.title}", file=stream)
+        print(f"{'':<8} {check.message}", file=stream)
+        if check.outcome == checks.FAIL:
+            print(f"{'':<8} fix: {check.fix}", file=stream)
+    unknown = sum(1 for r in results if r.outcome == checks.UNKNOWN)
+    print(f"{passed}/{total} checks passed, {len(failed)} failed, {unknown} unknown.",
+          file=stream)
+
+
+def cmd_audit(args: argparse.Namespace) -> int:
+    try:
+        target = parse_audit_url(args.url, args.user)
+        password = read_password(args)
+        renames = parse_renames(args.renamed)
+        if not target.tls and (args.cacert or args.cert or args.key or args.tls_server_name):
+            raise UsageError("--cacert, --cert, --key and --tls-server-name apply only to "
+                             "rediss:// URLs")
+        if bool(args.cert) != bool(args.key):
+            raise UsageError("give --cert and --key together")
+        if target.username and password is None:
+            raise UsageError(f"no password for user {target.username!r}: set "
+                             f"{args.password_env} or use --password-file")
+    except UsageError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+
+    try:
+        client = redisadmin.connect(
+            target.host, target.port, tls=target.tls, ca_file=args.cacert,
+            cert_file=args.cert, key_file=args.key, username=target.username,
+            password=password, server_hostname=args.tls_server_name,
+            check_hostname=not args.insecure_skip_hostname, timeout=args.timeout)
+    except redisadmin.RedisAdminError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    try:
+        facts = redisadmin.gather_facts(client, renames)
+    except redisadmin.RedisAdminError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    finally:
+        client.close()
+
+    user = target.username or "default"
+    known = checks.Known(
+        admin_users=frozenset(args.admin),
+        system_users=operator_system_users(),
+        passwords={user: (password,)} if password else {},
+        renames=renames,
+    )
+    results = checks.run_checks(facts, None, known)
+    print_results(target, results, args.output, sys.stdout)
+    return 1 if checks.summary(results)[2] else 0
+
+
 def cmd_version(_: argparse.Namespace) -> int:
     print(__version__)
     return 0
@@ -113,6 +272,44 @@ def build_parser() -> argparse.ArgumentParser:
                         help="namespace of the operator's pods, admitted by NetworkPolicies "
                              "(default: %(default)s)")
     render.set_defaults(func=cmd_render)
+
+    audit = commands.add_parser(
+        "audit", help="run the hardening checklist against a live Redis",
+        description="Run the Redis hardening checklist against a live server and print each "
+                    "check as PASS, FAIL or UNKNOWN. Exit code: 0 if no check failed, 1 if one "
+                    "did, 2 if the server could not be audited.")
+    audit.add_argument("url", help="rediss://[user@]host:port, or redis://host:port for a "
+                                   "server without TLS")
+    audit.add_argument("--cacert", help="PEM file of the CA that issued the server certificate "
+                                        "(default: the system's CAs)")
+    audit.add_argument("--cert", help="PEM client certificate, for servers that require one")
+    audit.add_argument("--key", help="PEM private key of --cert")
+    audit.add_argument("--tls-server-name",
+                       help="name the server certificate must carry, when it differs from the "
+                            "URL's host (for example a Service name when connecting to a pod IP)")
+    audit.add_argument("--user", help="ACL user to log in as (default: the URL's user, else "
+                                      "default)")
+    password = audit.add_mutually_exclusive_group()
+    password.add_argument("--password-env", default=PASSWORD_ENV_DEFAULT, metavar="VAR",
+                          help="environment variable that contains the password "
+                               "(default: %(default)s)")
+    password.add_argument("--password-file", metavar="FILE",
+                          help="file whose content is the password; a final newline is ignored")
+    audit.add_argument("--admin", action="append", default=[], metavar="USER",
+                       help="a user that is meant to have every command, exempt from the "
+                            "least-privilege and @dangerous checks; repeatable")
+    audit.add_argument("--renamed", action="append", default=[], metavar="CMD=NAME",
+                       help="a command renamed with rename-command, such as config=CONFIG_x1; "
+                            "CMD= means disabled; repeatable")
+    audit.add_argument("--insecure-skip-hostname", action="store_true",
+                       help="for debugging only: accept a server certificate that does not "
+                            "name the host; the chain is still verified")
+    audit.add_argument("--output", choices=("text", "json"), default="text",
+                       help="output format (default: %(default)s)")
+    audit.add_argument("--timeout", type=float, default=redisadmin.DEFAULT_TIMEOUT_SECONDS,
+                       help="seconds to wait for the connection and each reply "
+                            "(default: %(default)s)")
+    audit.set_defaults(func=cmd_audit)
 
     version = commands.add_parser("version", help="print the operator's version")
     version.set_defaults(func=cmd_version)
