@@ -74,6 +74,9 @@ def system_users(replication_commands: tuple[str, ...],
             "+role",
             # ACL management for rotation and the ACL LOG watch.
             "+acl|setuser", "+acl|getuser", "+acl|list", "+acl|users", "+acl|log", "+acl|whoami",
+            # The checklist: which dangerous commands each user could run, and
+            # whether the checklist's commands still answer to their names.
+            "+acl|cat", "+acl|dryrun", "+command|info",
             # TLS reloads (CONFIG is renamed, ACL rules keep the real name),
             # masterauth updates and the audit's configuration checks.
             "+config|get", "+config|set",

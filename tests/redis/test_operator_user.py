@@ -35,6 +35,9 @@ ALLOWED_CALLS = {
     "slowlog-len": ("SLOWLOG", "LEN"),
     "wait": ("WAIT", "0", "0"),
     "replicaof-no-one": ("REPLICAOF", "NO", "ONE"),
+    "acl-cat": ("ACL", "CAT", "dangerous"),
+    "acl-dryrun": ("ACL", "DRYRUN", "cache_reader", "GET", "cache:x"),
+    "command-info": ("COMMAND", "INFO", "get"),
 }
 
 # Calls outside the operator's job: data access, persistence, scripting,
@@ -59,7 +62,6 @@ DENIED_CALLS = {
     "acl-deluser": ("ACL", "DELUSER", "cache_reader"),
     "acl-load": ("ACL", "LOAD"),
     "acl-save": ("ACL", "SAVE"),
-    "acl-dryrun": ("ACL", "DRYRUN", "cache_reader", "GET", "cache:x"),
     "config-rewrite": ("CONFIG", "REWRITE"),
     "config-resetstat": ("CONFIG", "RESETSTAT"),
     "slowlog-reset": ("SLOWLOG", "RESET"),
