@@ -1,4 +1,7 @@
-"""Command line: ``secure-redis render | audit | version`` (``run`` joins later).
+"""Command line: ``secure-redis run | render | audit | version``.
+
+``run`` starts the operator: kopf handlers registered by ``handlers``, one
+SecureRedis reconciled at a time per object, all namespaces or a list.
 
 ``render`` prints every child of one or more SecureRedis objects as YAML, for
 review in a GitOps pipeline. It never talks to a cluster, so it generates
@@ -254,6 +257,34 @@ def cmd_audit(args: argparse.Namespace) -> int:
     return 1 if checks.summary(results)[2] else 0
 
 
+def cmd_run(args: argparse.Namespace) -> int:
+    """Run the operator until it is stopped (SIGINT or SIGTERM)."""
+    import kopf
+
+    from . import handlers
+
+    if args.kubeconfig:
+        # kopf's own login reads the kubeconfig named by KUBECONFIG.
+        os.environ["KUBECONFIG"] = args.kubeconfig
+    kopf.configure(verbose=args.verbose, log_prefix=True)
+
+    registry = kopf.OperatorRegistry()
+    handlers.register(registry, handlers.OperatorConfig(
+        resync_seconds=args.resync_interval,
+        kubeconfig=args.kubeconfig,
+        context=RenderContext(operator_namespace=args.operator_namespace),
+    ))
+    kopf.run(
+        registry=registry,
+        settings=handlers.build_settings(),
+        standalone=True,
+        clusterwide=not args.namespace,
+        namespaces=args.namespace or (),
+        liveness_endpoint=args.liveness,
+    )
+    return 0
+
+
 def cmd_version(_: argparse.Namespace) -> int:
     print(__version__)
     return 0
@@ -310,6 +341,22 @@ def build_parser() -> argparse.ArgumentParser:
                        help="seconds to wait for the connection and each reply "
                             "(default: %(default)s)")
     audit.set_defaults(func=cmd_audit)
+
+    run = commands.add_parser("run", help="run the operator (in a pod, or with a kubeconfig)")
+    run.add_argument("--kubeconfig", help="kubeconfig file; in a pod the ServiceAccount is used")
+    run.add_argument("-n", "--namespace", action="append", default=[],
+                     help="watch only this namespace (repeatable); all namespaces when omitted")
+    run.add_argument("--resync-interval", type=float, default=60.0,
+                     help="seconds between resyncs of each SecureRedis (default: %(default)s)")
+    run.add_argument("--operator-namespace",
+                     default=os.environ.get("POD_NAMESPACE", "secure-redis-system"),
+                     help="namespace of the operator's pods, admitted to Redis by NetworkPolicies "
+                          "(default: $POD_NAMESPACE or %(default)s)")
+    run.add_argument("--liveness", default=None,
+                     help="serve a liveness endpoint at this URL, for example "
+                          "http://0.0.0.0:8080/healthz")
+    run.add_argument("-v", "--verbose", action="store_true", help="log at debug level")
+    run.set_defaults(func=cmd_run)
 
     version = commands.add_parser("version", help="print the operator's version")
     version.set_defaults(func=cmd_version)

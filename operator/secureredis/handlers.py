@@ -41,7 +41,9 @@ class OperatorConfig:
     clock: Callable[[], datetime] = lambda: datetime.now(timezone.utc)
 
 
-def configure_settings(settings: kopf.OperatorSettings) -> None:
+def build_settings() -> kopf.OperatorSettings:
+    """Return kopf settings that keep kopf's bookkeeping under the operator's own prefix."""
+    settings = kopf.OperatorSettings()
     settings.persistence.finalizer = FINALIZER
     settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(
         prefix=ANNOTATION_PREFIX)
@@ -50,6 +52,7 @@ def configure_settings(settings: kopf.OperatorSettings) -> None:
     # kopf would post an Event for every successful handler run, which is an
     # API write per resync. The operator posts its own Events instead.
     settings.posting.level = logging.WARNING
+    return settings
 
 
 def register(registry: kopf.OperatorRegistry, config: OperatorConfig) -> None:
@@ -67,10 +70,6 @@ def register(registry: kopf.OperatorRegistry, config: OperatorConfig) -> None:
         with locks[key]:
             reconcile(kube(), dict(body), now=config.clock(), context=config.context,
                       logger=logger)
-
-    @kopf.on.startup(registry=registry)
-    def startup(settings: kopf.OperatorSettings, **_: Any) -> None:
-        configure_settings(settings)
 
     @kopf.on.create(GROUP, VERSION, PLURAL, registry=registry)
     @kopf.on.update(GROUP, VERSION, PLURAL, registry=registry)

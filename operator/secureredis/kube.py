@@ -186,6 +186,12 @@ class Kube:
         except KubeError as error:
             logger.warning("posting an Event failed reason=%s error=%s", reason, error)
 
+    def patch_labels(self, kind: str, namespace: str, name: str, labels: dict[str, str]) -> None:
+        """Merge-patch labels onto an object the operator does not own, such as a pod."""
+        self.request("PATCH", resource_path(kind, namespace, name),
+                     body={"metadata": {"labels": labels}},
+                     content_type="application/merge-patch+json")
+
     def patch_status(self, namespace: str, name: str, status: dict) -> dict | None:
         """Merge-patch the status subresource of a SecureRedis."""
         return self.request("PATCH", resource_path(KIND, namespace, name, "status"),

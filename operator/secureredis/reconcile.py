@@ -9,7 +9,10 @@
    copy already holds every owned field. A child that differs although the
    operator's last applied content is unchanged was changed by someone
    else: it is restored and an Event says so.
-5. Read back the StatefulSet and compute the status: kstatus conditions,
+5. When pods run, connect to each one over mutual TLS as the operator user:
+   wire replication (replication mode) and read the facts the checklist
+   needs from a live server.
+6. Read back the StatefulSet and compute the status: kstatus conditions,
    certificate dates, user Secrets and the hardening checklist.
 
 The clock is a parameter, so tests can move time.
@@ -22,10 +25,13 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Mapping
 
-from . import API_VERSION, KIND, checks, conditions, credentials, material, names, objects, spec
+from . import (API_VERSION, KIND, acl, checks, conditions, credentials, material, names,
+               objects, redisadmin, spec)
+from .engines import command_table
 from .kube import Kube, KubeError, Ref
 from .render import RenderContext, render_all
 from .render.secrets import STATE_KEY
+from .render.services import ROLE_LABEL
 
 
 @dataclass
@@ -84,10 +90,16 @@ def reconcile(kube: Kube, body: Mapping[str, Any], *, now: datetime, context: Re
         report_write(kube, ref, child, live, first_run=old_status.get("observedGeneration") is None,
                      now=now, logger=logger)
 
-    # 5. Read back and compute the status.
+    # 5. Work on the running servers.
+    pods = running_pods(kube, sr)
+    redis_facts = None
+    if pods:
+        redis_facts = redis_step(kube, ref, sr, generated, pods, now=now, logger=logger)
+
+    # 6. Read back and compute the status.
     statefulset = kube.get("StatefulSet", sr.namespace, names.statefulset(sr.name))
     status = compute_status(sr, generated, statefulset, live_children, old_status,
-                            generation=generation, now=now)
+                            redis_facts=redis_facts, generation=generation, now=now)
     write_status(kube, sr.namespace, sr.name, old_status, status)
     return Result(status=status, applied=applied)
 
@@ -174,8 +186,108 @@ def stall(kube: Kube, ref: Ref, old_status: dict, generation: int | None,
     return Result(status=status, stalled=True)
 
 
+def running_pods(kube: Kube, sr: spec.SecureRedis) -> list[dict]:
+    """Return the Redis pods that have an IP and are not being deleted, by ordinal."""
+    pods = kube.list("Pod", sr.namespace, names.selector_labels(sr.name))
+    usable = [p for p in pods
+              if (p.get("status") or {}).get("podIP")
+              and not p["metadata"].get("deletionTimestamp")
+              and (p.get("status") or {}).get("phase") == "Running"]
+    return sorted(usable, key=lambda p: _ordinal(p["metadata"]["name"]))
+
+
+def _ordinal(pod_name: str) -> int:
+    suffix = pod_name.rsplit("-", 1)[-1]
+    return int(suffix) if suffix.isdigit() else 0
+
+
+def pod_is_ready(pod: dict) -> bool:
+    for condition in (pod.get("status") or {}).get("conditions") or ():
+        if condition.get("type") == "Ready":
+            return condition.get("status") == "True"
+    return False
+
+
+def connect_pod(sr: spec.SecureRedis, generated: material.Material, pod: dict):
+    """Open a verified mutual-TLS connection to one pod as the operator user.
+
+    The connection goes to the pod IP and the certificate is checked against
+    the pod's headless DNS name, which works inside and outside the cluster.
+    """
+    operator = generated.system["operator"]
+    ordinal = _ordinal(pod["metadata"]["name"])
+    return redisadmin.connect(
+        pod["status"]["podIP"], names.CLIENT_PORT,
+        ca_pem=generated.trusted_cas,
+        cert_pem=operator.client_cert.cert_pem, key_pem=operator.client_cert.key_pem,
+        username=operator.username, password=operator.password,
+        server_hostname=names.pod_dns_name(sr.name, sr.namespace, ordinal, sr.cluster_domain),
+    )
+
+
+def redis_step(kube: Kube, ref: Ref, sr: spec.SecureRedis, generated: material.Material,
+               pods: list[dict], *, now: datetime, logger) -> checks.RedisFacts | None:
+    """Wire replication where needed and return checklist facts read from a live server."""
+    facts = None
+    primary = choose_primary(sr, pods)
+    for pod in pods:
+        pod_name = pod["metadata"]["name"]
+        try:
+            client = connect_pod(sr, generated, pod)
+        except redisadmin.RedisAdminError as error:
+            logger.info("pod not reachable yet pod=%s error=%s", pod_name, error)
+            continue
+        try:
+            if sr.mode == "replication":
+                wire_replication(kube, ref, sr, pod, primary, client, now=now, logger=logger)
+            if facts is None and (primary is None or pod is primary):
+                facts = redisadmin.gather_facts(client, generated.renames)
+        except redisadmin.RedisAdminError as error:
+            logger.warning("redis command failed pod=%s error=%s", pod_name, error)
+        finally:
+            client.close()
+    return facts
+
+
+def choose_primary(sr: spec.SecureRedis, pods: list[dict]) -> dict | None:
+    """Return the pod that should be primary: the labelled one, else the first by ordinal."""
+    if sr.mode != "replication" or not pods:
+        return None
+    for pod in pods:
+        if (pod["metadata"].get("labels") or {}).get(ROLE_LABEL) == "primary":
+            return pod
+    return pods[0]
+
+
+def wire_replication(kube: Kube, ref: Ref, sr: spec.SecureRedis, pod: dict, primary: dict,
+                     client, *, now: datetime, logger) -> None:
+    """Make ``pod`` follow ``primary`` (or lead, if it is the primary) and label its role."""
+    pod_name = pod["metadata"]["name"]
+    primary_host = names.pod_dns_name(sr.name, sr.namespace,
+                                      _ordinal(primary["metadata"]["name"]), sr.cluster_domain)
+    current_role, following = redisadmin.role(client)
+
+    if pod is primary:
+        wanted_label = "primary"
+        if current_role != "primary":
+            redisadmin.promote(client)
+            logger.info("promoted pod=%s", pod_name)
+    else:
+        wanted_label = "replica"
+        if current_role != "replica" or following != primary_host:
+            redisadmin.replicate(client, primary_host, names.CLIENT_PORT)
+            logger.info("pointed replica pod=%s primary=%s", pod_name, primary_host)
+
+    if (pod["metadata"].get("labels") or {}).get(ROLE_LABEL) != wanted_label:
+        kube.patch_labels("Pod", sr.namespace, pod_name, {ROLE_LABEL: wanted_label})
+        if wanted_label == "primary":
+            kube.event(ref, "Normal", "PrimaryLabelled",
+                       f"pod {pod_name} is the primary and receives client traffic", now)
+
+
 def compute_status(sr: spec.SecureRedis, generated: material.Material, statefulset: dict | None,
-                   children: list[dict], old_status: dict, *, generation: int | None,
+                   children: list[dict], old_status: dict, *,
+                   redis_facts: checks.RedisFacts | None = None, generation: int | None,
                    now: datetime) -> dict:
     """Return the full status for the current state of the children."""
     conds = old_status.get("conditions") or []
@@ -224,14 +336,13 @@ def compute_status(sr: spec.SecureRedis, generated: material.Material, statefuls
     )
     known = checks.Known(
         admin_users=frozenset(u.name for u in sr.users if u.admin),
-        system_users=frozenset(c.username for c in generated.system.values()),
-        passwords={c.username: c.password
-                   for c in list(generated.users.values()) + list(generated.system.values())},
+        system_users=checks.system_user_rules(
+            acl.system_users(sr.engine.replication_commands, command_table(sr.version))),
+        passwords={c.username: c.passwords
+                   for c in [*generated.users.values(), *generated.system.values()]},
         renames=dict(generated.renames),
     )
-    # TODO: add live RedisFacts from a connection to each pod once the node
-    # tier runs pods; until then the Redis-side checks report unknown.
-    results = checks.evaluate(None, kube_facts, known)
+    results = checks.run_checks(redis_facts, kube_facts, known)
     passed, total, failed = checks.summary(results)
     if failed:
         put(conditions.SECURITY_BASELINE, False, "ChecksFailed", "failed: " + ", ".join(failed))

@@ -522,3 +522,50 @@ def _gather(client: redis.Redis, renames: Mapping[str, str],
         client_certificate_required=certificate_required,
         notes=tuple(notes),
     )
+
+
+def role(client: redis.Redis) -> tuple[str, str | None]:
+    """Return the server's replication role and, for a replica, its primary's host."""
+    try:
+        reply = client.execute_command("ROLE")
+    except redis.RedisError as error:
+        raise RedisAdminError(f"ROLE failed: {error}") from error
+    kind = reply[0]
+    if kind == "slave":
+        return "replica", reply[1]
+    if kind == "master":
+        return "primary", None
+    return kind, None
+
+
+def replicate(client: redis.Redis, primary_host: str, port: int) -> None:
+    """Make the server a replica of ``primary_host`` (masteruser and masterauth come from its config)."""
+    try:
+        client.execute_command("REPLICAOF", primary_host, str(port))
+    except redis.RedisError as error:
+        raise RedisAdminError(f"REPLICAOF {primary_host} {port} failed: {error}") from error
+
+
+def promote(client: redis.Redis) -> None:
+    """Turn a replica into a primary that keeps its data."""
+    try:
+        client.execute_command("REPLICAOF", "NO", "ONE")
+    except redis.RedisError as error:
+        raise RedisAdminError(f"REPLICAOF NO ONE failed: {error}") from error
+
+
+def replication_info(client: redis.Redis) -> dict[str, str]:
+    """Return the fields of INFO replication, such as ``master_link_status``."""
+    try:
+        return {key: str(value) for key, value in client.info("replication").items()}
+    except redis.RedisError as error:
+        raise RedisAdminError(f"INFO replication failed: {error}") from error
+
+
+def acl_log(client: redis.Redis, count: int = 128) -> list[dict[str, Any]]:
+    """Return the newest ACL LOG entries as dicts (username, reason, object, count, ...)."""
+    try:
+        entries = client.execute_command("ACL", "LOG", str(count))
+    except redis.RedisError as error:
+        raise RedisAdminError(f"ACL LOG failed: {error}") from error
+    return [entry if isinstance(entry, dict) else _pairs(entry) for entry in entries or []]
