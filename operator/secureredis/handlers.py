@@ -71,17 +71,22 @@ def register(registry: kopf.OperatorRegistry, config: OperatorConfig) -> None:
             reconcile(kube(), dict(body), now=config.clock(), context=config.context,
                       logger=logger)
 
-    @kopf.on.create(GROUP, VERSION, PLURAL, registry=registry)
-    @kopf.on.update(GROUP, VERSION, PLURAL, registry=registry)
-    @kopf.on.resume(GROUP, VERSION, PLURAL, registry=registry)
+    @kopf.on.login(registry=registry)
+    def login(**kwargs: Any) -> kopf.ConnectionInfo | None:
+        # A registry of our own starts without kopf's default login handlers.
+        return kopf.login_with_service_account(**kwargs) or kopf.login_with_kubeconfig(**kwargs)
+
+    @kopf.on.create(GROUP, VERSION, PLURAL, id="reconcile", registry=registry)
+    @kopf.on.update(GROUP, VERSION, PLURAL, id="reconcile", registry=registry)
+    @kopf.on.resume(GROUP, VERSION, PLURAL, id="reconcile", registry=registry)
     def on_change(body: kopf.Body, logger: logging.Logger, **_: Any) -> None:
         run(body, logger)
 
-    @kopf.timer(GROUP, VERSION, PLURAL, interval=config.resync_seconds,
+    @kopf.timer(GROUP, VERSION, PLURAL, id="resync", interval=config.resync_seconds,
                 initial_delay=config.resync_seconds, registry=registry)
     def resync(body: kopf.Body, logger: logging.Logger, **_: Any) -> None:
         run(body, logger)
 
-    @kopf.on.delete(GROUP, VERSION, PLURAL, optional=True, registry=registry)
+    @kopf.on.delete(GROUP, VERSION, PLURAL, id="deleted", optional=True, registry=registry)
     def on_delete(logger: logging.Logger, **_: Any) -> None:
         logger.info("deleted; children follow through owner references")

@@ -344,20 +344,25 @@ def compute_status(sr: spec.SecureRedis, generated: material.Material, statefuls
     )
     results = checks.run_checks(redis_facts, kube_facts, known)
     passed, total, failed = checks.summary(results)
+    unknown = [r.id for r in results if r.outcome == checks.UNKNOWN]
     if failed:
         put(conditions.SECURITY_BASELINE, False, "ChecksFailed", "failed: " + ", ".join(failed))
+    elif unknown:
+        put(conditions.SECURITY_BASELINE, None, "ChecksIncomplete",
+            f"{passed}/{total} checks passed; not yet determined: {', '.join(unknown)}")
     else:
-        put(conditions.SECURITY_BASELINE, True, "ChecksPassed",
-            f"{passed}/{total} checks passed, the others cannot be determined yet"
-            if passed < total else f"{passed}/{total} checks passed")
+        put(conditions.SECURITY_BASELINE, True, "ChecksPassed", f"{passed}/{total} checks passed")
 
-    if pods_ready and not failed:
-        put(conditions.READY, True, "Ready", f"{ready_pods}/{want} pods ready and every check "
-            "that could be evaluated passed")
-    elif not pods_ready:
+    if not pods_ready:
         put(conditions.READY, False, "PodsNotReady", f"{ready_pods}/{want} pods ready")
-    else:
+    elif failed:
         put(conditions.READY, False, "ChecksFailed", "failed: " + ", ".join(failed))
+    elif unknown:
+        put(conditions.READY, False, "ChecksIncomplete",
+            "pods are ready but these checks are not determined yet: " + ", ".join(unknown))
+    else:
+        put(conditions.READY, True, "Ready", f"{ready_pods}/{want} pods ready and "
+            f"{passed}/{total} checks passed")
 
     cluster_domain = sr.cluster_domain
     endpoints = {
