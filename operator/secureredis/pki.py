@@ -41,6 +41,15 @@ class CertKey:
         return self.certificate.not_valid_after_utc
 
 
+# X.509 caps a common name at 64 characters. Names are checked through the
+# SANs, so the common name is only a label and may be shortened.
+MAX_COMMON_NAME = 64
+
+
+def _name(common_name: str) -> x509.Name:
+    return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name[:MAX_COMMON_NAME])])
+
+
 def generate_key(algorithm: str):
     """Return a new private key for ``ECDSA-P256`` or ``RSA-<bits>``."""
     if algorithm == "ECDSA-P256":
@@ -61,7 +70,7 @@ def _key_pem(key) -> str:
 def make_ca(common_name: str, *, now: datetime, duration: timedelta, algorithm: str) -> CertKey:
     """Create a self-signed CA that may sign leaves but no further CAs."""
     key = generate_key(algorithm)
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
+    name = _name(common_name)
     public = key.public_key()
     cert = (
         x509.CertificateBuilder()
@@ -106,7 +115,7 @@ def make_leaf(ca: CertKey, common_name: str, *, now: datetime, duration: timedel
 
     builder = (
         x509.CertificateBuilder()
-        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)]))
+        .subject_name(_name(common_name))
         .issuer_name(ca_cert.subject)
         .public_key(public)
         .serial_number(x509.random_serial_number())
