@@ -271,6 +271,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     registry = kopf.OperatorRegistry()
     handlers.register(registry, handlers.OperatorConfig(
         resync_seconds=args.resync_interval,
+        acl_log_seconds=args.acl_log_interval,
         kubeconfig=args.kubeconfig,
         context=RenderContext(operator_namespace=args.operator_namespace),
     ))
@@ -348,6 +349,8 @@ def build_parser() -> argparse.ArgumentParser:
                      help="watch only this namespace (repeatable); all namespaces when omitted")
     run.add_argument("--resync-interval", type=float, default=60.0,
                      help="seconds between resyncs of each SecureRedis (default: %(default)s)")
+    run.add_argument("--acl-log-interval", type=float, default=30.0,
+                     help="seconds between reads of ACL LOG on every pod (default: %(default)s)")
     run.add_argument("--operator-namespace",
                      default=os.environ.get("POD_NAMESPACE", "secure-redis-system"),
                      help="namespace of the operator's pods, admitted to Redis by NetworkPolicies "

@@ -26,7 +26,7 @@ import kopf
 
 from . import GROUP, PLURAL, VERSION
 from .kube import Kube
-from .reconcile import reconcile
+from .reconcile import reconcile, watch_acl_log
 from .render import RenderContext
 
 ANNOTATION_PREFIX = "secureredis.io"
@@ -36,6 +36,7 @@ FINALIZER = "secureredis.io/finalizer"
 @dataclass(frozen=True)
 class OperatorConfig:
     resync_seconds: float = 60.0
+    acl_log_seconds: float = 30.0
     kubeconfig: str | None = None
     context: RenderContext = RenderContext()
     clock: Callable[[], datetime] = lambda: datetime.now(timezone.utc)
@@ -86,6 +87,16 @@ def register(registry: kopf.OperatorRegistry, config: OperatorConfig) -> None:
                 initial_delay=config.resync_seconds, registry=registry)
     def resync(body: kopf.Body, logger: logging.Logger, **_: Any) -> None:
         run(body, logger)
+
+    # Kinds of ACL denial already reported, per SecureRedis. Kept in memory, so
+    # after a restart each kind still in ACL LOG is reported once more.
+    denials_seen: defaultdict[str, set] = defaultdict(set)
+
+    @kopf.timer(GROUP, VERSION, PLURAL, id="acl-log", interval=config.acl_log_seconds,
+                initial_delay=config.acl_log_seconds, registry=registry)
+    def acl_log(body: kopf.Body, logger: logging.Logger, **_: Any) -> None:
+        key = f"{body.metadata.namespace}/{body.metadata.name}"
+        watch_acl_log(kube(), dict(body), denials_seen[key], now=config.clock(), logger=logger)
 
     @kopf.on.delete(GROUP, VERSION, PLURAL, id="deleted", optional=True, registry=registry)
     def on_delete(logger: logging.Logger, **_: Any) -> None:

@@ -402,3 +402,55 @@ def write_status(kube: Kube, namespace: str, name: str, old_status: dict, status
         # A status write that fails is retried on the next reconcile.
         if error.status != 404:
             raise
+
+
+def watch_acl_log(kube: Kube, body: Mapping[str, Any], seen: set[tuple[str, str, str]], *,
+                  now: datetime, logger) -> int:
+    """Read ACL LOG on every ready pod and raise one Warning Event per new kind of denial.
+
+    A kind is (user, reason, object); ``seen`` holds the kinds already
+    reported for this SecureRedis and is updated in place. Returns the number
+    of new kinds. Entries carry no secret: Redis logs the user name, the
+    reason and the denied command, key or channel, never a password.
+    """
+    try:
+        sr = spec.load(body)
+    except spec.SpecError:
+        return 0
+    generated = load_material(kube, sr, logger)
+    if generated is None:
+        return 0
+
+    ref = ref_of(body)
+    new_kinds = 0
+    for pod in running_pods(kube, sr):
+        if not pod_is_ready(pod):
+            continue
+        pod_name = pod["metadata"]["name"]
+        try:
+            client = connect_pod(sr, generated, pod)
+        except redisadmin.RedisAdminError as error:
+            logger.info("pod not reachable for ACL LOG pod=%s error=%s", pod_name, error)
+            continue
+        try:
+            entries = redisadmin.acl_log(client)
+        except redisadmin.RedisAdminError as error:
+            logger.warning("reading ACL LOG failed pod=%s error=%s", pod_name, error)
+            continue
+        finally:
+            client.close()
+
+        for entry in entries:
+            kind = (str(entry.get("username", "")), str(entry.get("reason", "")),
+                    str(entry.get("object", "")))
+            if kind in seen:
+                continue
+            seen.add(kind)
+            new_kinds += 1
+            user, reason, denied = kind
+            message = (f"ACL denied user {user!r}: reason {reason}, object {denied!r} "
+                       f"({entry.get('count', 1)} times on pod {pod_name})")
+            kube.event(ref, "Warning", "ACLDenied", message, now)
+            logger.warning("acl denial user=%s reason=%s object=%s pod=%s", user, reason,
+                           denied, pod_name)
+    return new_kinds
