@@ -56,6 +56,11 @@ class Paths:
     def ca_file(self) -> str:
         return f"{self.tls_dir}/ca.crt"
 
+    @property
+    def probe_password_file(self) -> str:
+        """The probe user's password, mounted beside private.conf from the same Secret."""
+        return f"{self.private_conf.rsplit('/', 1)[0]}/probe-password"
+
 
 POD_PATHS = Paths()
 

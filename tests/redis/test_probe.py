@@ -1,17 +1,20 @@
 """The StatefulSet's exec probe, run as rendered against a live server.
 
 ``probe_command`` gets this server's certificate paths and port instead of
-the pod's. The probe user's password reaches redis-cli only through
-``REDISCLI_AUTH``, as the pod's environment passes it.
+the pod's. The probe reads the probe user's password from a file beside
+private.conf, as the pod's mounted Secret provides it, and hands it to
+redis-cli only through ``REDISCLI_AUTH``.
 """
 
 from __future__ import annotations
 
 import os
 import subprocess
+from pathlib import Path
 
 import pytest
 
+from redis_harness import write_private_file
 from secureredis.render.statefulset import probe_command
 
 pytestmark = pytest.mark.redis
@@ -20,8 +23,10 @@ pytestmark = pytest.mark.redis
 def run_probe(server, password: str | None) -> subprocess.CompletedProcess:
     env = {key: value for key, value in os.environ.items()
            if key not in ("REDISCLI_AUTH", "VALKEYCLI_AUTH")}
+    password_file = Path(server.paths.probe_password_file)
+    password_file.unlink(missing_ok=True)
     if password is not None:
-        env["REDISCLI_AUTH"] = password
+        write_private_file(password_file, password)
     return subprocess.run(probe_command(server.sr, server.paths, server.port), env=env,
                           capture_output=True, text=True, timeout=30)
 

@@ -543,13 +543,16 @@ def test_mounts_read_only(rendered):
     assert "readOnly" not in mounts["data"]
 
 
-def test_private_volume_only_private_conf(rendered):
+def test_private_volume_mounts_two_keys(rendered):
     _, _, children = rendered
 
     volumes = {v["name"]: v for v in pod_spec(children)["volumes"]}
 
+    # Only private.conf and the probe's own password, never the other
+    # system users' passwords or the operator's client key.
     assert volumes["private"]["secret"]["items"] == [
-        {"key": "private.conf", "path": "private.conf"}]
+        {"key": "private.conf", "path": "private.conf"},
+        {"key": "probe-password", "path": "probe-password"}]
     assert volumes["tls"]["secret"]["defaultMode"] == 0o440
 
 
@@ -565,20 +568,25 @@ def test_server_args(rendered):
     assert ("--cluster-announce-hostname" in args) == (sr.mode == "cluster")
 
 
-def test_probe_uses_env_password(rendered):
+def test_probe_reads_mounted_password(rendered):
     sr, _, children = rendered
 
-    env = {e["name"]: e for e in redis_container(children)["env"]}
-    reference = env["REDISCLI_AUTH"]["valueFrom"]["secretKeyRef"]
+    volumes = {v["name"]: v for v in pod_spec(children)["volumes"]}
+    private = volumes["private"]["secret"]
+    command = redis_container(children)["readinessProbe"]["exec"]["command"][2]
+    env = {e["name"] for e in redis_container(children)["env"]}
 
-    assert reference == {"name": names.system_secret(sr.name), "key": "probe-password"}
-    assert "value" not in env["REDISCLI_AUTH"]
+    assert private["secretName"] == names.system_secret(sr.name)
+    assert {"key": "probe-password", "path": "probe-password"} in private["items"]
+    assert command.startswith('REDISCLI_AUTH="$(cat /etc/redis/private/probe-password)"')
+    assert "REDISCLI_AUTH" not in env
 
 
 def probe_cli(command: list[str]) -> tuple[list[str], str]:
     """Split an exec probe into the redis-cli argv and the shell test that follows it."""
     assert command[:2] == ["sh", "-c"]
-    match = re.fullmatch(r'reply="\$\((.*)\)" && (.*)', command[2])
+    match = re.fullmatch(r'(?:\w+="\$\(cat [^)]*\)" && export \w+ && )+'
+                         r'reply="\$\((.*)\)" && (.*)', command[2])
     assert match
     return shlex.split(match.group(1)), match.group(2)
 
@@ -606,13 +614,13 @@ def test_valkey_probe_env():
 
     children = render_all(sr, generated)
     container = redis_container(children)
-    env = {e["name"] for e in container["env"]}
+    script = container["readinessProbe"]["exec"]["command"][2]
     argv, _ = probe_cli(container["readinessProbe"]["exec"]["command"])
 
     assert container["command"] == ["valkey-server"]
     assert argv[0] == "valkey-cli"
-    assert "VALKEYCLI_AUTH" in env
-    assert "REDISCLI_AUTH" in env
+    assert "export VALKEYCLI_AUTH" in script
+    assert "export REDISCLI_AUTH" in script
 
 
 @pytest.mark.parametrize(("reply", "status", "passes"), [
@@ -631,10 +639,17 @@ def test_probe_requires_pong(tmp_path, standalone, reply, status, passes):
     stub.chmod(0o755)
     environment = {**os.environ, "PATH": f"{tmp_path}:{os.environ['PATH']}"}
 
-    result = subprocess.run(probe_command(standalone[0]), env=environment, check=False,
-                            capture_output=True, timeout=30)
+    result = subprocess.run(local_probe(tmp_path, standalone[0], "probe-test-password"),
+                            env=environment, check=False, capture_output=True, timeout=30)
 
     assert (result.returncode == 0) == passes
+
+
+def local_probe(directory, sr, password: str) -> list[str]:
+    """Return the probe command with its password file placed in ``directory``."""
+    paths = redisconf.Paths(private_conf=str(directory / "private.conf"))
+    (directory / "probe-password").write_text(password)
+    return probe_command(sr, paths)
 
 
 def test_probe_passes_no_password(tmp_path, standalone):
@@ -644,11 +659,10 @@ def test_probe_passes_no_password(tmp_path, standalone):
                     "echo PONG\n")
     stub.chmod(0o755)
     password = "probe-password-for-this-test-only-0123"
-    environment = {**os.environ, "PATH": f"{tmp_path}:{os.environ['PATH']}",
-                   "REDISCLI_AUTH": password}
+    environment = {**os.environ, "PATH": f"{tmp_path}:{os.environ['PATH']}"}
 
-    result = subprocess.run(probe_command(standalone[0]), env=environment, check=False,
-                            capture_output=True, timeout=30)
+    result = subprocess.run(local_probe(tmp_path, standalone[0], password), env=environment,
+                            check=False, capture_output=True, timeout=30)
     argv = recorded.read_text()
 
     assert result.returncode == 0

@@ -9,6 +9,9 @@ reloaded with CONFIG SET.
 Probes run redis-cli over TLS as the probe user. The password travels in the
 ``REDISCLI_AUTH`` environment variable, never in argv; every option comes
 before the command, and the probe passes only on the exact reply ``PONG``.
+The probe reads the password from a mounted Secret file on every run rather
+than from an environment variable fixed at pod start, so a rotated probe
+password reaches running pods.
 """
 
 from __future__ import annotations
@@ -47,7 +50,12 @@ def probe_command(sr: SecureRedis, paths: redisconf.Paths = PATHS,
         "--no-auth-warning",
         "PING",
     ]
-    script = f'reply="$({shlex.join(cli)})" && [ "$reply" = PONG ]'
+    variables = ["REDISCLI_AUTH"]
+    if sr.engine.flavor == "valkey":
+        variables.append("VALKEYCLI_AUTH")
+    password_file = shlex.quote(paths.probe_password_file)
+    load = " && ".join(f'{name}="$(cat {password_file})" && export {name}' for name in variables)
+    script = f'{load} && reply="$({shlex.join(cli)})" && [ "$reply" = PONG ]'
     return ["sh", "-c", script]
 
 
@@ -59,14 +67,6 @@ def server_args(sr: SecureRedis) -> list[str]:
                     f"{sr.cluster_domain}")
         args += ["--cluster-announce-hostname", hostname]
     return args
-
-
-def _probe_env(sr: SecureRedis) -> list[dict]:
-    secret_ref = {"secretKeyRef": {"name": names.system_secret(sr.name), "key": "probe-password"}}
-    env = [{"name": "REDISCLI_AUTH", "valueFrom": secret_ref}]
-    if sr.engine.flavor == "valkey":
-        env.append({"name": "VALKEYCLI_AUTH", "valueFrom": secret_ref})
-    return env
 
 
 def _container_security_context() -> dict:
@@ -93,7 +93,6 @@ def redis_container(sr: SecureRedis) -> dict:
         "env": [
             {"name": "POD_IP", "valueFrom": {"fieldRef": {"fieldPath": "status.podIP"}}},
             {"name": "POD_NAME", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}},
-            *_probe_env(sr),
         ],
         "ports": [
             {"name": "redis-tls", "containerPort": names.CLIENT_PORT, "protocol": "TCP"},
@@ -154,7 +153,8 @@ def _volumes(sr: SecureRedis) -> list[dict]:
         {"name": "tls", "secret": {"secretName": names.tls_secret(sr.name), "defaultMode": 0o440}},
         {"name": "private", "secret": {
             "secretName": names.system_secret(sr.name),
-            "items": [{"key": "private.conf", "path": "private.conf"}],
+            "items": [{"key": "private.conf", "path": "private.conf"},
+                      {"key": "probe-password", "path": "probe-password"}],
             "defaultMode": 0o440,
         }},
         {"name": "tmp", "emptyDir": {"medium": "Memory", "sizeLimit": "16Mi"}},
