@@ -289,15 +289,21 @@ do_up() {
 }
 
 on_failed_up() {
+  if [[ ${SRO_KEEP_FAILED:-0} == 1 ]]; then
+    sro_log "start-up failed; SRO_KEEP_FAILED=1 leaves it running for inspection: $state"
+    return
+  fi
   sro_log "start-up failed; stopping what was started (logs are kept in $SRO_CACHE/logs/$name-last)"
   do_down
 }
 
 do_down() {
-  [[ -d $state ]] || { sro_log "nothing to stop: $state does not exist"; return 0; }
   if [[ $tier == node ]]; then
+    # Runs even without a state directory: a crashed run can leave the
+    # bridge and iptables chains behind after its state is gone.
     down_node
   fi
+  [[ -d $state ]] || { sro_log "nothing else to stop: $state does not exist"; return 0; }
   stop_process kube-controller-manager
   stop_process kube-apiserver 20
   stop_process etcd
@@ -313,6 +319,16 @@ do_env() {
   [[ -f $state/cluster.env ]] || sro_die "the $tier tier \"$name\" is not running; start it with hack/cluster.sh up --tier $tier"
   sed 's/^/export /' "$state/cluster.env"
 }
+
+# up and down of one cluster name never overlap, even from two test runs.
+if [[ $action != env ]]; then
+  mkdir -p "$SRO_RUN"
+  exec 7>"$SRO_RUN/.$name.lock"
+  if ! flock -n 7; then
+    sro_log "another cluster.sh is starting or stopping \"$name\"; waiting for it"
+    flock 7
+  fi
+fi
 
 case $action in
   up) do_up ;;

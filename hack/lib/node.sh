@@ -67,8 +67,19 @@ CNI
 }
 
 start_containerd() {
-  local dir=$state/containerd
+  local dir=$state/containerd restrict_oom=false
   mkdir -p "$dir" "$SRO_CACHE/containerd-root"
+  # Pod sandboxes get oom_score_adj -998, and lowering a score needs
+  # CAP_SYS_RESOURCE. Where even root lacks it (some sandboxed VMs and
+  # containers drop it from the bounding set), every sandbox would fail with
+  # "can't get final child's PID from pipe"; containerd then clamps scores
+  # to its own instead.
+  local score
+  score=$(cat /proc/self/oom_score_adj)
+  if ! bash -c "echo $((score - 1)) >/proc/self/oom_score_adj" 2>/dev/null; then
+    restrict_oom=true
+    sro_log "containerd: this host cannot lower oom_score_adj (no CAP_SYS_RESOURCE); pods keep the daemon's score"
+  fi
   # The root (images, snapshots) is cached so a warm start skips the image
   # import; the state (sockets, running tasks) belongs to this run.
   cat >"$dir/config.toml" <<TOML
@@ -96,6 +107,7 @@ disabled_plugins = ["io.containerd.snapshotter.v1.aufs", "io.containerd.snapshot
   stream_server_address = "127.0.0.1"
   stream_server_port = "0"
   enable_selinux = false
+  restrict_oom_score_adj = $restrict_oom
   [plugins."io.containerd.grpc.v1.cri".containerd]
     snapshotter = "overlayfs"
     default_runtime_name = "runc"
@@ -103,6 +115,7 @@ disabled_plugins = ["io.containerd.snapshotter.v1.aufs", "io.containerd.snapshot
       runtime_type = "io.containerd.runc.v2"
       [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc.options]
         SystemdCgroup = false
+        Root = "$dir/runc"
   [plugins."io.containerd.grpc.v1.cri".cni]
     bin_dir = "/usr/lib/cni"
     conf_dir = "$state/cni/net.d"
@@ -310,6 +323,26 @@ unmount_under() {
   done
 }
 
+# remove_kube_iptables: drop every iptables chain named KUBE-* and every rule
+# that jumps to one, in all tables, then the ipsets kube-router made. The
+# kubelet, kube-proxy and kube-router name all their chains that way, and
+# kube-router's own --cleanup-config leaves its chains behind. This assumes
+# no other Kubernetes node runs on this host, which node_preflight checks
+# for the node tier; other rules are restored unchanged.
+remove_kube_iptables() {
+  local table rules
+  for table in filter nat mangle raw; do
+    rules=$(iptables-save -t "$table" 2>/dev/null) || continue
+    grep -q 'KUBE-' <<<"$rules" || continue
+    grep -v 'KUBE-' <<<"$rules" | iptables-restore -T "$table" \
+      || sro_log "could not remove the KUBE-* chains from the $table table; check with: iptables-save -t $table"
+  done
+  local set
+  for set in $(ipset list -n 2>/dev/null | grep '^KUBE-' || true); do
+    ipset destroy "$set" 2>/dev/null || true
+  done
+}
+
 down_node() {
   local netns_paths path
   remove_all_pods
@@ -332,13 +365,10 @@ down_node() {
   unmount_under "$state"
   unmount_under "$SRO_CACHE/containerd-root"
 
-  # Both tools remove exactly the chains and ipsets they created.
   if [[ -x $(binary_path kube-proxy) ]]; then
     "$(binary_path kube-proxy)" --cleanup >/dev/null 2>&1 || true
   fi
-  if [[ -x $KUBE_ROUTER_DIR/bin/kube-router ]]; then
-    "$KUBE_ROUTER_DIR/bin/kube-router" --cleanup-config >/dev/null 2>&1 || true
-  fi
+  remove_kube_iptables
 
   if ip link show "$BRIDGE" >/dev/null 2>&1; then
     ip link delete "$BRIDGE"

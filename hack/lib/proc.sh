@@ -10,17 +10,19 @@ free_port() {
 # outlives this script, logging to $state/logs/NAME.log. The process writes
 # its own pid before exec, so the pid file names the real process.
 start_process() {
-  local name=$1
+  local proc=$1
   shift
   mkdir -p "$state/logs" "$state/pids"
-  setsid bash -c 'echo $$ >"$0"; exec "$@"' "$state/pids/$name.pid" "$@" \
-    >"$state/logs/$name.log" 2>&1 </dev/null &
+  # The descriptors 7-9 hold the scripts' flock locks; a daemon that
+  # inherited one would keep the lock until it exits.
+  setsid bash -c 'echo $$ >"$0"; exec "$@"' "$state/pids/$proc.pid" "$@" \
+    >"$state/logs/$proc.log" 2>&1 </dev/null 7>&- 8>&- 9>&- &
   local tries=0
-  until [[ -s $state/pids/$name.pid ]]; do
-    ((++tries < 50)) || sro_die "$name did not start; see $state/logs/$name.log"
+  until [[ -s $state/pids/$proc.pid ]]; do
+    ((++tries < 50)) || sro_die "$proc did not start; see $state/logs/$proc.log"
     sleep 0.1
   done
-  process_start_time "$(<"$state/pids/$name.pid")" >"$state/pids/$name.start"
+  process_start_time "$(<"$state/pids/$proc.pid")" >"$state/pids/$proc.start"
 }
 
 # process_start_time PID: the kernel's start time of PID (field 22 of
@@ -37,23 +39,30 @@ process_alive() {
   local pidfile=$state/pids/$1.pid pid
   [[ -s $pidfile ]] || return 1
   pid=$(<"$pidfile")
-  kill -0 "$pid" 2>/dev/null && [[ $(process_start_time "$pid") == $(cat "$state/pids/$1.start" 2>/dev/null) ]]
+  kill -0 "$pid" 2>/dev/null || return 1
+  [[ $(process_start_time "$pid") == $(cat "$state/pids/$1.start" 2>/dev/null) ]] || return 1
+  # An exited process whose parent does not reap it stays a zombie; where
+  # PID 1 is no init (as in some containers and VMs) that is forever.
+  local stat
+  stat=$(cat "/proc/$pid/stat" 2>/dev/null) || return 1
+  stat=${stat##*) }
+  [[ ${stat:0:1} != Z ]]
 }
 
 # wait_until NAME SECONDS COMMAND...: poll COMMAND every 0.2 s until it
 # succeeds; fail with NAME's log if NAME dies or the time runs out.
 wait_until() {
-  local name=$1 seconds=$2
+  local proc=$1 seconds=$2
   shift 2
   local deadline=$((SECONDS + seconds))
   until "$@" >/dev/null 2>&1; do
-    if ! process_alive "$name"; then
-      tail -n 25 "$state/logs/$name.log" >&2
-      sro_die "$name exited during start-up; full log: $state/logs/$name.log"
+    if ! process_alive "$proc"; then
+      tail -n 25 "$state/logs/$proc.log" >&2
+      sro_die "$proc exited during start-up; full log: $state/logs/$proc.log"
     fi
     if ((SECONDS >= deadline)); then
-      tail -n 25 "$state/logs/$name.log" >&2
-      sro_die "$name was not ready after $seconds s; full log: $state/logs/$name.log"
+      tail -n 25 "$state/logs/$proc.log" >&2
+      sro_die "$proc was not ready after $seconds s; full log: $state/logs/$proc.log"
     fi
     sleep 0.2
   done
@@ -63,19 +72,19 @@ wait_until() {
 # (default 10). Only the pid from the pid file is signalled, and only if that
 # pid still runs the program recorded at start, so a reused pid is left alone.
 stop_process() {
-  local name=$1 seconds=${2:-10} pidfile=$state/pids/$1.pid pid
+  local proc=$1 seconds=${2:-10} pidfile=$state/pids/$1.pid pid
   [[ -s $pidfile ]] || return 0
   pid=$(<"$pidfile")
-  if process_alive "$name"; then
+  if process_alive "$proc"; then
     kill -TERM "$pid" 2>/dev/null || true
     local deadline=$((SECONDS + seconds))
     while kill -0 "$pid" 2>/dev/null && ((SECONDS < deadline)); do
       sleep 0.2
     done
     if kill -0 "$pid" 2>/dev/null; then
-      sro_log "$name did not stop after $seconds s; sending SIGKILL"
+      sro_log "$proc did not stop after $seconds s; sending SIGKILL"
       kill -KILL "$pid" 2>/dev/null || true
     fi
   fi
-  rm -f "$pidfile" "$state/pids/$name.start"
+  rm -f "$pidfile" "$state/pids/$proc.start"
 }
