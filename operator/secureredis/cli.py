@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import os
 import sys
 from dataclasses import asdict, dataclass
@@ -267,6 +268,20 @@ def cmd_run(args: argparse.Namespace) -> int:
         # kopf's own login reads the kubeconfig named by KUBECONFIG.
         os.environ["KUBECONFIG"] = args.kubeconfig
     kopf.configure(verbose=args.verbose, log_prefix=True)
+    if args.metrics_port:
+        from . import metrics
+
+        logger = logging.getLogger(__name__)
+        try:
+            metrics.start_server(args.metrics_port)
+            logger.info("serving metrics port=%d path=/metrics", args.metrics_port)
+        except OSError as error:
+            # Only a second operator on the same host (tests, a developer's
+            # machine) can hold the port; a pod has its own. Reconciling
+            # matters more than metrics, so the operator runs on without them.
+            logger.error("starting the metrics server failed port=%d error=%s; choose another "
+                         "port with --metrics-port, or 0 to turn metrics off", args.metrics_port,
+                         error)
 
     registry = kopf.OperatorRegistry()
     handlers.register(registry, handlers.OperatorConfig(
@@ -284,6 +299,17 @@ def cmd_run(args: argparse.Namespace) -> int:
         liveness_endpoint=args.liveness,
     )
     return 0
+
+
+def _port(text: str) -> int:
+    """Parse a TCP port for --metrics-port; 0 is allowed and means off."""
+    try:
+        port = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a port number") from None
+    if not 0 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"port {port} is outside 0-65535")
+    return port
 
 
 def cmd_version(_: argparse.Namespace) -> int:
@@ -358,6 +384,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--liveness", default=None,
                      help="serve a liveness endpoint at this URL, for example "
                           "http://0.0.0.0:8080/healthz")
+    run.add_argument("--metrics-port", type=_port, default=8081,
+                     help="serve Prometheus metrics at http://0.0.0.0:PORT/metrics; 0 turns "
+                          "them off (default: %(default)s)")
     run.add_argument("-v", "--verbose", action="store_true", help="log at debug level")
     run.set_defaults(func=cmd_run)
 
