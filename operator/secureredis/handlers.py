@@ -26,7 +26,7 @@ import kopf
 
 from . import GROUP, PLURAL, VERSION
 from .kube import Kube
-from .reconcile import reconcile, watch_acl_log
+from .reconcile import reconcile, rotation_in_progress, watch_acl_log
 from .render import RenderContext
 
 ANNOTATION_PREFIX = "secureredis.io"
@@ -37,6 +37,7 @@ FINALIZER = "secureredis.io/finalizer"
 class OperatorConfig:
     resync_seconds: float = 60.0
     acl_log_seconds: float = 30.0
+    rotation_seconds: float = 5.0
     kubeconfig: str | None = None
     context: RenderContext = RenderContext()
     clock: Callable[[], datetime] = lambda: datetime.now(timezone.utc)
@@ -91,6 +92,14 @@ def register(registry: kopf.OperatorRegistry, config: OperatorConfig) -> None:
     # Kinds of ACL denial already reported, per SecureRedis. Kept in memory, so
     # after a restart each kind still in ACL LOG is reported once more.
     denials_seen: defaultdict[str, set] = defaultdict(set)
+
+    # While a rotation runs, reconcile every few seconds so its phases follow
+    # the servers closely; otherwise this timer does nothing.
+    @kopf.timer(GROUP, VERSION, PLURAL, id="rotation", interval=config.rotation_seconds,
+                registry=registry)
+    def rotation_tick(body: kopf.Body, logger: logging.Logger, **_: Any) -> None:
+        if rotation_in_progress(dict(body)):
+            run(body, logger)
 
     @kopf.timer(GROUP, VERSION, PLURAL, id="acl-log", interval=config.acl_log_seconds,
                 initial_delay=config.acl_log_seconds, registry=registry)

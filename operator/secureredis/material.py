@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field, replace
 from datetime import datetime
-from typing import Mapping
+from typing import Any, Mapping
 
 from . import acl, credentials, names, pki
 from .engines import command_table
@@ -20,21 +20,28 @@ from .spec import SecureRedis
 
 @dataclass(frozen=True)
 class Credential:
-    """A user's passwords (newest last, all accepted) and client certificate."""
+    """A user's passwords and client certificate.
+
+    ``passwords`` are accepted by every server, newest last; the newest is the
+    published one. ``pending`` passwords are being added to the servers
+    during a rotation and are published only once every server accepts them.
+    """
 
     username: str
     # Left out of repr so a logged or printed Credential shows no password.
     passwords: tuple[str, ...] = field(repr=False)
     client_cert: pki.CertKey | None = None
+    pending: tuple[str, ...] = field(default=(), repr=False)
 
     @property
     def password(self) -> str:
-        """Return the newest password, the one clients are given."""
+        """Return the newest published password, the one clients are given."""
         return self.passwords[-1]
 
     @property
     def hashes(self) -> list[str]:
-        return [credentials.password_hash(p) for p in self.passwords]
+        """Return the SHA-256 of every password a server must accept, pending ones included."""
+        return [credentials.password_hash(p) for p in self.passwords + self.pending]
 
 
 @dataclass(frozen=True)
@@ -49,6 +56,11 @@ class Material:
     # PEM bundle of every CA the servers and clients trust. It holds the old
     # and the new CA while a CA rotation is under way, else just ``ca``.
     ca_bundle: str = ""
+    # Rotation state by kind ("passwords", "certificates", "ca"), kept with the
+    # material so a rotation interrupted by a restart resumes where it was.
+    rotations: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    # The CA that replaces ``ca`` during a CA rotation, before it signs.
+    next_ca: pki.CertKey | None = None
 
     @property
     def trusted_cas(self) -> str:
@@ -98,15 +110,21 @@ def ensure(sr: SecureRedis, existing: Material | None, *, now: datetime,
     old_users = existing.users if existing else {}
     for user in sr.users:
         previous = old_users.get(user.name)
-        if user.name in external_passwords:
-            passwords = _with_external(previous, external_passwords[user.name])
-        elif previous and previous.passwords:
+        pending = previous.pending if previous else ()
+        if previous and previous.passwords:
             passwords = previous.passwords
+        elif user.name in external_passwords:
+            passwords = (external_passwords[user.name],)
         else:
             passwords = (credentials.generate_password(),)
+        external = external_passwords.get(user.name)
+        if external is not None and external != passwords[-1] and external not in pending:
+            # A changed passwordSecretRef goes through the same sequence as a
+            # rotation: on every server first, published after.
+            pending = pending + (external,)
         cert = previous.client_cert if previous and previous.client_cert else \
             client_certificate(sr, ca, user.name, now)
-        users[user.name] = Credential(user.name, passwords, cert)
+        users[user.name] = Credential(user.name, passwords, cert, pending)
 
     system = {}
     old_system = existing.system if existing else {}
@@ -140,15 +158,9 @@ def ensure(sr: SecureRedis, existing: Material | None, *, now: datetime,
         system=system,
         renames=renames,
         ca_bundle=existing.ca_bundle if existing else "",
+        rotations=existing.rotations if existing else {},
+        next_ca=existing.next_ca if existing else None,
     )
-
-
-def _with_external(previous: Credential | None, password: str) -> tuple[str, ...]:
-    if previous is None or not previous.passwords:
-        return (password,)
-    if previous.passwords[-1] == password:
-        return previous.passwords
-    return tuple(p for p in previous.passwords if p != password) + (password,)
 
 
 def _cert_to_dict(cert: pki.CertKey | None) -> dict | None:
@@ -161,12 +173,13 @@ def _cert_from_dict(raw: Mapping | None) -> pki.CertKey | None:
 
 def _credential_to_dict(credential: Credential) -> dict:
     return {"username": credential.username, "passwords": list(credential.passwords),
+            "pending": list(credential.pending),
             "clientCert": _cert_to_dict(credential.client_cert)}
 
 
 def _credential_from_dict(raw: Mapping) -> Credential:
     return Credential(raw["username"], tuple(raw["passwords"]),
-                      _cert_from_dict(raw.get("clientCert")))
+                      _cert_from_dict(raw.get("clientCert")), tuple(raw.get("pending", ())))
 
 
 def to_json(material: Material) -> str:
@@ -179,6 +192,8 @@ def to_json(material: Material) -> str:
         "system": {role: _credential_to_dict(c) for role, c in sorted(material.system.items())},
         "renames": dict(sorted(material.renames.items())),
         "caBundle": material.ca_bundle,
+        "rotations": {kind: dict(state) for kind, state in material.rotations.items()},
+        "nextCA": _cert_to_dict(material.next_ca),
     }, sort_keys=True)
 
 
@@ -195,6 +210,8 @@ def from_json(text: str) -> Material:
             system={role: _credential_from_dict(c) for role, c in raw["system"].items()},
             renames=dict(raw["renames"]),
             ca_bundle=raw.get("caBundle", ""),
+            rotations={kind: dict(state) for kind, state in raw.get("rotations", {}).items()},
+            next_ca=_cert_from_dict(raw.get("nextCA")),
         )
     except (KeyError, TypeError, json.JSONDecodeError) as error:
         raise ValueError(f"stored material is malformed: {type(error).__name__}") from None

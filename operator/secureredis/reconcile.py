@@ -9,9 +9,10 @@
    copy already holds every owned field. A child that differs although the
    operator's last applied content is unchanged was changed by someone
    else: it is restored and an Event says so.
-5. When pods run, connect to each one over mutual TLS as the operator user:
-   wire replication (replication mode) and read the facts the checklist
-   needs from a live server.
+5. When pods run, bring each one in line with the material over mutual TLS
+   as the operator user (ACL users, replication, certificate reloads; see
+   ``servers``), then let rotations finish the phases the servers allow and
+   apply again what that changed, such as a newly published password.
 6. Read back the StatefulSet and compute the status: kstatus conditions,
    certificate dates, user Secrets and the hardening checklist.
 
@@ -26,12 +27,11 @@ from datetime import datetime
 from typing import Any, Mapping
 
 from . import (API_VERSION, KIND, acl, checks, conditions, credentials, material, names,
-               objects, redisadmin, spec)
+               objects, rotation, servers, spec)
 from .engines import command_table
 from .kube import Kube, KubeError, Ref
 from .render import RenderContext, render_all
 from .render.secrets import STATE_KEY
-from .render.services import ROLE_LABEL
 
 
 @dataclass
@@ -53,7 +53,9 @@ def reconcile(kube: Kube, body: Mapping[str, Any], *, now: datetime, context: Re
               logger: logging.Logger | logging.LoggerAdapter) -> Result:
     """Run every step once for the SecureRedis ``body`` and write its status."""
     old_status = dict(body.get("status") or {})
-    generation = (body.get("metadata") or {}).get("generation")
+    metadata = body.get("metadata") or {}
+    generation = metadata.get("generation")
+    first_run = old_status.get("observedGeneration") is None
     ref = ref_of(body)
 
     # 1. Validate.
@@ -63,23 +65,53 @@ def reconcile(kube: Kube, body: Mapping[str, Any], *, now: datetime, context: Re
     except spec.SpecError as error:
         return stall(kube, ref, old_status, generation, error.errors, now=now, logger=logger)
 
-    # 2. Load the material and fill in what is missing.
+    # 2. Load the material, fill in what is missing, start due rotations.
     existing = load_material(kube, sr, logger)
-    if existing is None and old_status.get("observedGeneration") is not None:
+    if existing is None and not first_run:
         kube.event(ref, "Warning", "MaterialLost",
                    f"Secrets {names.ca_secret(sr.name)} and {names.system_secret(sr.name)} are "
                    "both gone; generated a new CA and new passwords, so clients need their "
                    "updated Secrets", now)
         logger.warning("material lost, generated anew")
     generated = material.ensure(sr, existing, now=now, external_passwords=external)
+    generated, steps = rotation.plan(sr, generated, annotations=metadata.get("annotations") or {},
+                                     now=now)
+    report_steps(kube, ref, steps, now=now, logger=logger)
 
-    # 3. Render.
-    desired = [objects.with_hash(child) for child in render_all(sr, generated, context)]
+    # 3. and 4. Render, and apply what differs.
+    applied, live_children = apply_children(kube, ref, sr, generated, context,
+                                            first_run=first_run, now=now, logger=logger)
 
-    # 4. Apply what differs.
+    # 5. Bring the running servers in line; finish rotation phases they allow.
+    observation = None
+    pods = servers.running_pods(kube, sr)
+    if pods:
+        observation = servers.converge(kube, ref, sr, generated, pods, now=now, logger=logger)
+        advanced, steps = rotation.advance(sr, generated, observation.convergence, now=now)
+        if advanced != generated:
+            generated = advanced
+            report_steps(kube, ref, steps, now=now, logger=logger)
+            more, live_children = apply_children(kube, ref, sr, generated, context,
+                                                 first_run=first_run, now=now, logger=logger)
+            applied += more
+
+    # 6. Read back and compute the status.
+    statefulset = kube.get("StatefulSet", sr.namespace, names.statefulset(sr.name))
+    status = compute_status(sr, generated, statefulset, live_children, old_status,
+                            redis_facts=observation.facts if observation else None,
+                            generation=generation, now=now)
+    write_status(kube, sr.namespace, sr.name, old_status, status)
+    return Result(status=status, applied=applied)
+
+
+def apply_children(kube: Kube, ref: Ref, sr: spec.SecureRedis, generated: material.Material,
+                   context: RenderContext, *, first_run: bool, now: datetime,
+                   logger) -> tuple[list[str], list[dict]]:
+    """Render every child and apply those whose live copy lacks an owned field."""
     applied = []
     live_children = []
-    for child in desired:
+    for child in render_all(sr, generated, context):
+        child = objects.with_hash(child)
         kind, name = child["kind"], child["metadata"]["name"]
         live = kube.get(kind, sr.namespace, name)
         if live is not None and objects.covers(live, child):
@@ -87,21 +119,35 @@ def reconcile(kube: Kube, body: Mapping[str, Any], *, now: datetime, context: Re
             continue
         live_children.append(kube.apply(child))
         applied.append(f"{kind}/{name}")
-        report_write(kube, ref, child, live, first_run=old_status.get("observedGeneration") is None,
-                     now=now, logger=logger)
+        report_write(kube, ref, child, live, first_run=first_run, now=now, logger=logger)
+    return applied, live_children
 
-    # 5. Work on the running servers.
-    pods = running_pods(kube, sr)
-    redis_facts = None
-    if pods:
-        redis_facts = redis_step(kube, ref, sr, generated, pods, now=now, logger=logger)
 
-    # 6. Read back and compute the status.
-    statefulset = kube.get("StatefulSet", sr.namespace, names.statefulset(sr.name))
-    status = compute_status(sr, generated, statefulset, live_children, old_status,
-                            redis_facts=redis_facts, generation=generation, now=now)
-    write_status(kube, sr.namespace, sr.name, old_status, status)
-    return Result(status=status, applied=applied)
+def report_steps(kube: Kube, ref: Ref, steps: list[rotation.Step], *, now: datetime,
+                 logger) -> None:
+    for step in steps:
+        logger.info("rotation step kind=%s phase=%s", step.kind, step.phase)
+        kube.event(ref, "Normal", f"Rotation{step.phase}", f"{step.kind}: {step.message}", now)
+
+
+def watch_acl_log(kube: Kube, body: Mapping[str, Any], seen: set[tuple[str, str, str]], *,
+                  now: datetime, logger) -> int:
+    """Report new kinds of ACL denial on the pods of ``body``; see servers.watch_acl_log."""
+    try:
+        sr = spec.load(body)
+    except spec.SpecError:
+        return 0
+    generated = load_material(kube, sr, logger)
+    if generated is None:
+        return 0
+    return servers.watch_acl_log(kube, ref_of(body), sr, generated, seen, now=now,
+                                 logger=logger)
+
+
+def rotation_in_progress(body: Mapping[str, Any]) -> bool:
+    """Return True if the status shows a rotation that is not Idle."""
+    entries = (body.get("status") or {}).get("rotations") or []
+    return any(entry.get("phase") not in (None, rotation.IDLE) for entry in entries)
 
 
 def read_external_passwords(kube: Kube, sr: spec.SecureRedis) -> dict[str, str]:
@@ -184,105 +230,6 @@ def stall(kube: Kube, ref: Ref, old_status: dict, generation: int | None,
     status = {**old_status, "observedGeneration": generation, "conditions": conds}
     write_status(kube, ref.namespace, ref.name, old_status, status)
     return Result(status=status, stalled=True)
-
-
-def running_pods(kube: Kube, sr: spec.SecureRedis) -> list[dict]:
-    """Return the Redis pods that have an IP and are not being deleted, by ordinal."""
-    pods = kube.list("Pod", sr.namespace, names.selector_labels(sr.name))
-    usable = [p for p in pods
-              if (p.get("status") or {}).get("podIP")
-              and not p["metadata"].get("deletionTimestamp")
-              and (p.get("status") or {}).get("phase") == "Running"]
-    return sorted(usable, key=lambda p: _ordinal(p["metadata"]["name"]))
-
-
-def _ordinal(pod_name: str) -> int:
-    suffix = pod_name.rsplit("-", 1)[-1]
-    return int(suffix) if suffix.isdigit() else 0
-
-
-def pod_is_ready(pod: dict) -> bool:
-    for condition in (pod.get("status") or {}).get("conditions") or ():
-        if condition.get("type") == "Ready":
-            return condition.get("status") == "True"
-    return False
-
-
-def connect_pod(sr: spec.SecureRedis, generated: material.Material, pod: dict):
-    """Open a verified mutual-TLS connection to one pod as the operator user.
-
-    The connection goes to the pod IP and the certificate is checked against
-    the pod's headless DNS name, which works inside and outside the cluster.
-    """
-    operator = generated.system["operator"]
-    ordinal = _ordinal(pod["metadata"]["name"])
-    return redisadmin.connect(
-        pod["status"]["podIP"], names.CLIENT_PORT,
-        ca_pem=generated.trusted_cas,
-        cert_pem=operator.client_cert.cert_pem, key_pem=operator.client_cert.key_pem,
-        username=operator.username, password=operator.password,
-        server_hostname=names.pod_dns_name(sr.name, sr.namespace, ordinal, sr.cluster_domain),
-    )
-
-
-def redis_step(kube: Kube, ref: Ref, sr: spec.SecureRedis, generated: material.Material,
-               pods: list[dict], *, now: datetime, logger) -> checks.RedisFacts | None:
-    """Wire replication where needed and return checklist facts read from a live server."""
-    facts = None
-    primary = choose_primary(sr, pods)
-    for pod in pods:
-        pod_name = pod["metadata"]["name"]
-        try:
-            client = connect_pod(sr, generated, pod)
-        except redisadmin.RedisAdminError as error:
-            logger.info("pod not reachable yet pod=%s error=%s", pod_name, error)
-            continue
-        try:
-            if sr.mode == "replication":
-                wire_replication(kube, ref, sr, pod, primary, client, now=now, logger=logger)
-            if facts is None and (primary is None or pod is primary):
-                facts = redisadmin.gather_facts(client, generated.renames)
-        except redisadmin.RedisAdminError as error:
-            logger.warning("redis command failed pod=%s error=%s", pod_name, error)
-        finally:
-            client.close()
-    return facts
-
-
-def choose_primary(sr: spec.SecureRedis, pods: list[dict]) -> dict | None:
-    """Return the pod that should be primary: the labelled one, else the first by ordinal."""
-    if sr.mode != "replication" or not pods:
-        return None
-    for pod in pods:
-        if (pod["metadata"].get("labels") or {}).get(ROLE_LABEL) == "primary":
-            return pod
-    return pods[0]
-
-
-def wire_replication(kube: Kube, ref: Ref, sr: spec.SecureRedis, pod: dict, primary: dict,
-                     client, *, now: datetime, logger) -> None:
-    """Make ``pod`` follow ``primary`` (or lead, if it is the primary) and label its role."""
-    pod_name = pod["metadata"]["name"]
-    primary_host = names.pod_dns_name(sr.name, sr.namespace,
-                                      _ordinal(primary["metadata"]["name"]), sr.cluster_domain)
-    current_role, following = redisadmin.role(client)
-
-    if pod is primary:
-        wanted_label = "primary"
-        if current_role != "primary":
-            redisadmin.promote(client)
-            logger.info("promoted pod=%s", pod_name)
-    else:
-        wanted_label = "replica"
-        if current_role != "replica" or following != primary_host:
-            redisadmin.replicate(client, primary_host, names.CLIENT_PORT)
-            logger.info("pointed replica pod=%s primary=%s", pod_name, primary_host)
-
-    if (pod["metadata"].get("labels") or {}).get(ROLE_LABEL) != wanted_label:
-        kube.patch_labels("Pod", sr.namespace, pod_name, {ROLE_LABEL: wanted_label})
-        if wanted_label == "primary":
-            kube.event(ref, "Normal", "PrimaryLabelled",
-                       f"pod {pod_name} is the primary and receives client traffic", now)
 
 
 def compute_status(sr: spec.SecureRedis, generated: material.Material, statefulset: dict | None,
@@ -389,6 +336,7 @@ def compute_status(sr: spec.SecureRedis, generated: material.Material, statefuls
         },
         "checks": {"passed": passed, "total": total, "summary": f"{passed}/{total}",
                    "failed": failed},
+        "rotations": rotation.status_entries(generated),
     }
 
 
@@ -403,54 +351,3 @@ def write_status(kube: Kube, namespace: str, name: str, old_status: dict, status
         if error.status != 404:
             raise
 
-
-def watch_acl_log(kube: Kube, body: Mapping[str, Any], seen: set[tuple[str, str, str]], *,
-                  now: datetime, logger) -> int:
-    """Read ACL LOG on every ready pod and raise one Warning Event per new kind of denial.
-
-    A kind is (user, reason, object); ``seen`` holds the kinds already
-    reported for this SecureRedis and is updated in place. Returns the number
-    of new kinds. Entries carry no secret: Redis logs the user name, the
-    reason and the denied command, key or channel, never a password.
-    """
-    try:
-        sr = spec.load(body)
-    except spec.SpecError:
-        return 0
-    generated = load_material(kube, sr, logger)
-    if generated is None:
-        return 0
-
-    ref = ref_of(body)
-    new_kinds = 0
-    for pod in running_pods(kube, sr):
-        if not pod_is_ready(pod):
-            continue
-        pod_name = pod["metadata"]["name"]
-        try:
-            client = connect_pod(sr, generated, pod)
-        except redisadmin.RedisAdminError as error:
-            logger.info("pod not reachable for ACL LOG pod=%s error=%s", pod_name, error)
-            continue
-        try:
-            entries = redisadmin.acl_log(client)
-        except redisadmin.RedisAdminError as error:
-            logger.warning("reading ACL LOG failed pod=%s error=%s", pod_name, error)
-            continue
-        finally:
-            client.close()
-
-        for entry in entries:
-            kind = (str(entry.get("username", "")), str(entry.get("reason", "")),
-                    str(entry.get("object", "")))
-            if kind in seen:
-                continue
-            seen.add(kind)
-            new_kinds += 1
-            user, reason, denied = kind
-            message = (f"ACL denied user {user!r}: reason {reason}, object {denied!r} "
-                       f"({entry.get('count', 1)} times on pod {pod_name})")
-            kube.event(ref, "Warning", "ACLDenied", message, now)
-            logger.warning("acl denial user=%s reason=%s object=%s pod=%s", user, reason,
-                           denied, pod_name)
-    return new_kinds

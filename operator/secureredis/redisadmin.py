@@ -569,3 +569,115 @@ def acl_log(client: redis.Redis, count: int = 128) -> list[dict[str, Any]]:
     except redis.RedisError as error:
         raise RedisAdminError(f"ACL LOG failed: {error}") from error
     return [entry if isinstance(entry, dict) else _pairs(entry) for entry in entries or []]
+
+
+def sync_acl_user(client: redis.Redis, line: str) -> bool:
+    """Apply one users.acl line with ACL SETUSER and check the result with ACL GETUSER.
+
+    The line starts from an empty user (``resetpass``, ``resetkeys``, ...), so
+    one atomic SETUSER makes the live user equal to the file's, passwords
+    included, without disconnecting its clients. Passwords travel only as
+    ``#<sha256>`` hashes. Returns True when GETUSER shows exactly the line's
+    password hashes and on/off flag.
+    """
+    tokens = line.split(" ")
+    if tokens[0] != "user" or len(tokens) < 3:
+        raise RedisAdminError("an ACL line must start with 'user <name>'")
+    name, rules = tokens[1], tokens[2:]
+    try:
+        client.execute_command("ACL", "SETUSER", name, *rules)
+        user = client.execute_command("ACL", "GETUSER", name)
+    except redis.RedisError as error:
+        raise RedisAdminError(f"ACL SETUSER {name} failed: {error}") from error
+
+    # A RESP2 reply is a flat [field, value, ...] list; values may be lists.
+    if isinstance(user, Mapping):
+        fields = dict(user)
+    else:
+        items = list(user or ())
+        fields = {str(items[i]): items[i + 1] for i in range(0, len(items) - 1, 2)}
+    want_hashes = {t[1:] for t in rules if t.startswith("#")}
+    have_hashes = set(fields.get("passwords") or [])
+    want_on = "on" in rules
+    have_on = "on" in (fields.get("flags") or [])
+    return want_hashes == have_hashes and want_on == have_on
+
+
+def disable_unknown_users(client: redis.Redis, known: set[str]) -> list[str]:
+    """Switch off, and strip the passwords of, live users that are in no users.acl line.
+
+    The operator user cannot delete users (ACL DELUSER would also cut their
+    connections); a user that is off with no password cannot log in again.
+    """
+    try:
+        live = client.execute_command("ACL", "USERS")
+    except redis.RedisError as error:
+        raise RedisAdminError(f"ACL USERS failed: {error}") from error
+    removed = []
+    for name in live:
+        if name in known:
+            continue
+        try:
+            client.execute_command("ACL", "SETUSER", name, "off", "resetpass", "resetkeys",
+                                   "resetchannels", "nocommands")
+        except redis.RedisError as error:
+            raise RedisAdminError(f"disabling unknown user {name} failed: {error}") from error
+        removed.append(name)
+    return removed
+
+
+def config_set(client: redis.Redis, config_command: str, settings: Mapping[str, str]) -> None:
+    """Run one CONFIG SET (under its renamed name) for all ``settings`` at once.
+
+    Never pass secrets in an error message: only the setting names are shown.
+    """
+    arguments: list[str] = []
+    for key, value in settings.items():
+        arguments += [key, value]
+    try:
+        client.execute_command(config_command, "SET", *arguments)
+    except redis.RedisError as error:
+        raise RedisAdminError(f"CONFIG SET {', '.join(settings)} failed: {error}") from error
+
+
+def reload_tls(client: redis.Redis, config_command: str, *, cert_file: str, key_file: str,
+               ca_file: str) -> None:
+    """Make the server re-read its certificate, key and CA files (Redis >= 7.0.1).
+
+    Redis re-reads the files even when the paths are unchanged; a bad pair is
+    rejected and the old certificate stays. Open connections are untouched.
+    """
+    config_set(client, config_command, {"tls-cert-file": cert_file, "tls-key-file": key_file,
+                                        "tls-ca-cert-file": ca_file})
+
+
+def tls_handshake(host: str, port: int, *, server_hostname: str, ca_pem: str,
+                  cert_pem: str | None = None, key_pem: str | None = None,
+                  timeout: float = DEFAULT_TIMEOUT_SECONDS) -> tuple[str | None, bool]:
+    """Return the serial (hex) of the certificate the server presents and whether it
+    accepted the client certificate given.
+
+    In TLS 1.3 a server rejects a client certificate only after the handshake,
+    so an unauthenticated PING is sent: any RESP reply (NOAUTH) means accepted,
+    a closed connection means rejected.
+    """
+    from cryptography import x509
+
+    context = tls_context(ca_pem=ca_pem, cert_pem=cert_pem, key_pem=key_pem)
+    serial = None
+    try:
+        with socket.create_connection((host, port), timeout=timeout) as raw:
+            with context.wrap_socket(raw, server_hostname=server_hostname) as conn:
+                der = conn.getpeercert(binary_form=True)
+                if der:
+                    serial = format(x509.load_der_x509_certificate(der).serial_number, "x")
+                conn.sendall(PROBE_REQUEST)
+                reply = conn.recv(64)
+    except ssl.SSLCertVerificationError as error:
+        raise RedisAdminError(f"the certificate of {server_hostname} at {host}:{port} failed "
+                              f"verification: {error.verify_message}") from error
+    except (ssl.SSLError, ConnectionResetError, BrokenPipeError):
+        return serial, False
+    except OSError as error:
+        raise RedisAdminError(f"TLS connection to {host}:{port} failed: {error}") from error
+    return serial, bool(reply) and reply[:1] in (b"+", b"-")

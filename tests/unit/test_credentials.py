@@ -162,14 +162,17 @@ def test_external_password_used(sr):
     assert generated.users["reader"].hashes == [credentials.password_hash(external)]
 
 
-def test_external_password_appends(sr, existing):
+def test_external_password_pending(sr, existing):
     old_hashes = existing.users["reader"].hashes
     external = "F" * 40
 
     updated = material.ensure(sr, existing, now=NOW, external_passwords={"reader": external})
 
+    # A changed external password is accepted by the servers first and
+    # published only once every server has it.
     assert updated.users["reader"].hashes == [*old_hashes, credentials.password_hash(external)]
-    assert updated.users["reader"].password == external
+    assert updated.users["reader"].pending == (external,)
+    assert updated.users["reader"].password == existing.users["reader"].password
     assert updated.users["writer"] == existing.users["writer"]
 
 

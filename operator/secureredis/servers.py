@@ -1,0 +1,283 @@
+"""Work on the running Redis servers: bring every pod in line with the material.
+
+On each reconcile, for every running pod, over mutual TLS as the operator
+user (``redisadmin`` does the talking):
+
+1. ACL: apply every users.acl line with one atomic ACL SETUSER per user and
+   check it with ACL GETUSER, so passwords added or removed by a rotation,
+   and rules changed in the spec, reach running servers without ACL LOAD
+   (which on Redis 7.0/7.2 disconnects every client). Live users that are in
+   no line are switched off.
+2. Replication: in replication mode, make the chosen primary lead, point the
+   others at it, label roles for the Services; set ``masterauth`` to the
+   replication user's published password.
+3. TLS: if the pod presents another certificate than the material's, reload
+   the mounted files with CONFIG SET; during a CA rotation also check that
+   the pod trusts the next CA, or no longer trusts the previous one.
+
+The result says what holds on every pod, which is what rotations wait for,
+and carries the checklist facts read from one live server.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from . import checks, material, names, pki, redisadmin, redisconf, rotation, spec
+from .kube import Kube, Ref
+from .render.services import ROLE_LABEL
+
+PATHS = redisconf.POD_PATHS
+
+
+@dataclass(frozen=True)
+class Observation:
+    convergence: rotation.Convergence
+    facts: checks.RedisFacts | None
+    reachable: int
+
+
+def ordinal(pod_name: str) -> int:
+    suffix = pod_name.rsplit("-", 1)[-1]
+    return int(suffix) if suffix.isdigit() else 0
+
+
+def running_pods(kube: Kube, sr: spec.SecureRedis) -> list[dict]:
+    """Return the Redis pods that have an IP and are not being deleted, by ordinal."""
+    pods = kube.list("Pod", sr.namespace, names.selector_labels(sr.name))
+    usable = [p for p in pods
+              if (p.get("status") or {}).get("podIP")
+              and not p["metadata"].get("deletionTimestamp")
+              and (p.get("status") or {}).get("phase") == "Running"]
+    return sorted(usable, key=lambda p: ordinal(p["metadata"]["name"]))
+
+
+def pod_is_ready(pod: dict) -> bool:
+    for condition in (pod.get("status") or {}).get("conditions") or ():
+        if condition.get("type") == "Ready":
+            return condition.get("status") == "True"
+    return False
+
+
+def pod_hostname(sr: spec.SecureRedis, pod: dict) -> str:
+    return names.pod_dns_name(sr.name, sr.namespace, ordinal(pod["metadata"]["name"]),
+                              sr.cluster_domain)
+
+
+def connect_pod(sr: spec.SecureRedis, generated: material.Material, pod: dict):
+    """Open a verified mutual-TLS connection to one pod as the operator user.
+
+    The connection goes to the pod IP and the certificate is checked against
+    the pod's headless DNS name, which works inside and outside the cluster.
+    """
+    operator = generated.system["operator"]
+    return redisadmin.connect(
+        pod["status"]["podIP"], names.CLIENT_PORT,
+        ca_pem=generated.trusted_cas,
+        cert_pem=operator.client_cert.cert_pem, key_pem=operator.client_cert.key_pem,
+        username=operator.username, password=operator.password,
+        server_hostname=pod_hostname(sr, pod),
+    )
+
+
+def converge(kube: Kube, ref: Ref, sr: spec.SecureRedis, generated: material.Material,
+             pods: list[dict], *, now: datetime, logger) -> Observation:
+    """Bring every pod in line with ``generated`` and report what now holds everywhere."""
+    acl_lines = redisconf.users_acl(sr, generated).splitlines()
+    known_users = {line.split(" ")[1] for line in acl_lines}
+    config_command = generated.renames.get("config") or "CONFIG"
+    primary = choose_primary(sr, pods)
+    ca_state = rotation.state(generated, rotation.CA)
+
+    facts = None
+    reached = 0
+    acl_ok = serving_ok = trusts_next_ok = rejects_previous_ok = True
+    for pod in pods:
+        pod_name = pod["metadata"]["name"]
+        try:
+            client = connect_pod(sr, generated, pod)
+        except redisadmin.RedisAdminError as error:
+            logger.info("pod not reachable pod=%s error=%s", pod_name, error)
+            continue
+        try:
+            acl_ok &= sync_acl(client, acl_lines, known_users, pod_name, logger)
+            if sr.mode == "replication":
+                wire_replication(kube, ref, sr, pod, primary, client, now=now, logger=logger)
+            if sr.mode in ("replication", "cluster"):
+                redisadmin.config_set(client, config_command, {
+                    "masterauth": generated.system["replication"].password})
+            serving_ok &= reload_until_current(client, config_command, sr, generated, pod,
+                                               logger)
+            if ca_state["phase"] == "TrustBoth" and generated.next_ca:
+                trusts_next_ok &= client_ca_check(client, config_command, sr, generated, pod,
+                                                  generated.next_ca, want_accepted=True,
+                                                  now=now)
+            previous = rotation.previous_ca(generated)
+            if ca_state["phase"] == "Dropping" and previous:
+                rejects_previous_ok &= client_ca_check(client, config_command, sr, generated,
+                                                       pod, previous, want_accepted=False,
+                                                       now=now)
+            if facts is None and (primary is None or pod is primary):
+                facts = redisadmin.gather_facts(client, generated.renames)
+            reached += 1
+        except redisadmin.RedisAdminError as error:
+            logger.warning("redis command failed pod=%s error=%s", pod_name, error)
+            acl_ok = False
+        finally:
+            client.close()
+
+    all_pods = reached == sr.pod_count and len(pods) == sr.pod_count
+    return Observation(
+        convergence=rotation.Convergence(
+            all_pods=all_pods,
+            acl_synced=acl_ok,
+            serving_current_certificate=serving_ok,
+            trusts_next_ca=trusts_next_ok,
+            rejects_previous_ca=rejects_previous_ok,
+        ),
+        facts=facts,
+        reachable=reached,
+    )
+
+
+def sync_acl(client, lines: list[str], known_users: set[str], pod_name: str, logger) -> bool:
+    """Apply every users.acl line and switch off unknown users; True if all check out."""
+    synced = True
+    for line in lines:
+        if not redisadmin.sync_acl_user(client, line):
+            logger.warning("ACL user differs after SETUSER pod=%s user=%s", pod_name,
+                           line.split(" ")[1])
+            synced = False
+    for user in redisadmin.disable_unknown_users(client, known_users):
+        logger.warning("switched off a user unknown to the spec pod=%s user=%s", pod_name, user)
+    return synced
+
+
+def reload_until_current(client, config_command: str, sr: spec.SecureRedis,
+                         generated: material.Material, pod: dict, logger) -> bool:
+    """Return True if the pod presents the material's certificate, reloading it if needed.
+
+    The kubelet refreshes a Secret volume some time after the Secret changes,
+    so a reload may still read the old files; the next reconcile tries again.
+    """
+    host, hostname = pod["status"]["podIP"], pod_hostname(sr, pod)
+    operator_cert = generated.system["operator"].client_cert
+    serial, _ = redisadmin.tls_handshake(host, names.CLIENT_PORT, server_hostname=hostname,
+                                         ca_pem=generated.trusted_cas,
+                                         cert_pem=operator_cert.cert_pem,
+                                         key_pem=operator_cert.key_pem)
+    if serial == generated.server.serial:
+        return True
+    redisadmin.reload_tls(client, config_command, cert_file=PATHS.cert_file,
+                          key_file=PATHS.key_file, ca_file=PATHS.ca_file)
+    serial, _ = redisadmin.tls_handshake(host, names.CLIENT_PORT, server_hostname=hostname,
+                                         ca_pem=generated.trusted_cas,
+                                         cert_pem=operator_cert.cert_pem,
+                                         key_pem=operator_cert.key_pem)
+    current = serial == generated.server.serial
+    logger.info("reloaded TLS files pod=%s serving_current=%s", pod["metadata"]["name"], current)
+    return current
+
+
+def client_ca_check(client, config_command: str, sr: spec.SecureRedis,
+                    generated: material.Material, pod: dict, signer: pki.CertKey, *,
+                    want_accepted: bool, now: datetime) -> bool:
+    """Return True if the pod accepts (or rejects) a client certificate from ``signer``.
+
+    A throwaway client-only certificate is issued for the check. When the
+    answer is not the wanted one, the TLS files are reloaded and it is asked
+    again.
+    """
+    probe = material.client_certificate(sr, signer, "secureredis-ca-check", now)
+    host, hostname = pod["status"]["podIP"], pod_hostname(sr, pod)
+
+    def accepted() -> bool:
+        _, ok = redisadmin.tls_handshake(host, names.CLIENT_PORT, server_hostname=hostname,
+                                         ca_pem=generated.trusted_cas,
+                                         cert_pem=probe.cert_pem, key_pem=probe.key_pem)
+        return ok
+
+    if accepted() == want_accepted:
+        return True
+    redisadmin.reload_tls(client, config_command, cert_file=PATHS.cert_file,
+                          key_file=PATHS.key_file, ca_file=PATHS.ca_file)
+    return accepted() == want_accepted
+
+
+def choose_primary(sr: spec.SecureRedis, pods: list[dict]) -> dict | None:
+    """Return the pod that should be primary: the labelled one, else the first by ordinal."""
+    if sr.mode != "replication" or not pods:
+        return None
+    for pod in pods:
+        if (pod["metadata"].get("labels") or {}).get(ROLE_LABEL) == "primary":
+            return pod
+    return pods[0]
+
+
+def wire_replication(kube: Kube, ref: Ref, sr: spec.SecureRedis, pod: dict, primary: dict,
+                     client, *, now: datetime, logger) -> None:
+    """Make ``pod`` follow ``primary`` (or lead, if it is the primary) and label its role."""
+    pod_name = pod["metadata"]["name"]
+    primary_host = pod_hostname(sr, primary)
+    current_role, following = redisadmin.role(client)
+
+    if pod is primary:
+        wanted_label = "primary"
+        if current_role != "primary":
+            redisadmin.promote(client)
+            logger.info("promoted pod=%s", pod_name)
+    else:
+        wanted_label = "replica"
+        if current_role != "replica" or following != primary_host:
+            redisadmin.replicate(client, primary_host, names.CLIENT_PORT)
+            logger.info("pointed replica pod=%s primary=%s", pod_name, primary_host)
+
+    if (pod["metadata"].get("labels") or {}).get(ROLE_LABEL) != wanted_label:
+        kube.patch_labels("Pod", sr.namespace, pod_name, {ROLE_LABEL: wanted_label})
+        if wanted_label == "primary":
+            kube.event(ref, "Normal", "PrimaryLabelled",
+                       f"pod {pod_name} is the primary and receives client traffic", now)
+
+
+def watch_acl_log(kube: Kube, ref: Ref, sr: spec.SecureRedis, generated: material.Material,
+                  seen: set[tuple[str, str, str]], *, now: datetime, logger) -> int:
+    """Read ACL LOG on every ready pod and raise one Warning Event per new kind of denial.
+
+    A kind is (user, reason, object); ``seen`` holds the kinds already
+    reported for this SecureRedis and is updated in place. Returns the number
+    of new kinds. Entries carry no secret: Redis logs the user name, the
+    reason and the denied command, key or channel, never a password.
+    """
+    new_kinds = 0
+    for pod in running_pods(kube, sr):
+        if not pod_is_ready(pod):
+            continue
+        pod_name = pod["metadata"]["name"]
+        try:
+            client = connect_pod(sr, generated, pod)
+        except redisadmin.RedisAdminError as error:
+            logger.info("pod not reachable for ACL LOG pod=%s error=%s", pod_name, error)
+            continue
+        try:
+            entries = redisadmin.acl_log(client)
+        except redisadmin.RedisAdminError as error:
+            logger.warning("reading ACL LOG failed pod=%s error=%s", pod_name, error)
+            continue
+        finally:
+            client.close()
+
+        for entry in entries:
+            kind = (str(entry.get("username", "")), str(entry.get("reason", "")),
+                    str(entry.get("object", "")))
+            if kind in seen:
+                continue
+            seen.add(kind)
+            new_kinds += 1
+            user, reason, denied = kind
+            message = (f"ACL denied user {user!r}: reason {reason}, object {denied!r} "
+                       f"({entry.get('count', 1)} times on pod {pod_name})")
+            kube.event(ref, "Warning", "ACLDenied", message, now)
+            logger.warning("acl denial user=%s reason=%s object=%s pod=%s", user, reason,
+                           denied, pod_name)
+    return new_kinds
+
