@@ -31,6 +31,23 @@ PATHS = redisconf.POD_PATHS
 
 
 @dataclass(frozen=True)
+class Endpoint:
+    """One Redis server to talk to: where to connect and which name its certificate has.
+
+    ``pod`` is the Kubernetes Pod when there is one; tests that run plain
+    redis-server processes on loopback leave it None.
+    """
+
+    name: str
+    host: str
+    port: int
+    server_hostname: str
+    ready: bool = True
+    pod: dict | None = None
+    role_label: str | None = None
+
+
+@dataclass(frozen=True)
 class Observation:
     convergence: rotation.Convergence
     facts: checks.RedisFacts | None
@@ -42,14 +59,24 @@ def ordinal(pod_name: str) -> int:
     return int(suffix) if suffix.isdigit() else 0
 
 
-def running_pods(kube: Kube, sr: spec.SecureRedis) -> list[dict]:
+def running_pods(kube: Kube, sr: spec.SecureRedis) -> list[Endpoint]:
     """Return the Redis pods that have an IP and are not being deleted, by ordinal."""
     pods = kube.list("Pod", sr.namespace, names.selector_labels(sr.name))
     usable = [p for p in pods
               if (p.get("status") or {}).get("podIP")
               and not p["metadata"].get("deletionTimestamp")
               and (p.get("status") or {}).get("phase") == "Running"]
-    return sorted(usable, key=lambda p: ordinal(p["metadata"]["name"]))
+    usable.sort(key=lambda p: ordinal(p["metadata"]["name"]))
+    return [Endpoint(
+        name=p["metadata"]["name"],
+        host=p["status"]["podIP"],
+        port=names.CLIENT_PORT,
+        server_hostname=names.pod_dns_name(sr.name, sr.namespace, ordinal(p["metadata"]["name"]),
+                                           sr.cluster_domain),
+        ready=pod_is_ready(p),
+        pod=p,
+        role_label=(p["metadata"].get("labels") or {}).get(ROLE_LABEL),
+    ) for p in usable]
 
 
 def pod_is_ready(pod: dict) -> bool:
@@ -59,30 +86,31 @@ def pod_is_ready(pod: dict) -> bool:
     return False
 
 
-def pod_hostname(sr: spec.SecureRedis, pod: dict) -> str:
-    return names.pod_dns_name(sr.name, sr.namespace, ordinal(pod["metadata"]["name"]),
-                              sr.cluster_domain)
-
-
-def connect_pod(sr: spec.SecureRedis, generated: material.Material, pod: dict):
-    """Open a verified mutual-TLS connection to one pod as the operator user.
+def connect_endpoint(generated: material.Material, endpoint: Endpoint):
+    """Open a verified mutual-TLS connection to one server as the operator user.
 
     The connection goes to the pod IP and the certificate is checked against
     the pod's headless DNS name, which works inside and outside the cluster.
     """
     operator = generated.system["operator"]
     return redisadmin.connect(
-        pod["status"]["podIP"], names.CLIENT_PORT,
+        endpoint.host, endpoint.port,
         ca_pem=generated.trusted_cas,
         cert_pem=operator.client_cert.cert_pem, key_pem=operator.client_cert.key_pem,
         username=operator.username, password=operator.password,
-        server_hostname=pod_hostname(sr, pod),
+        server_hostname=endpoint.server_hostname,
     )
 
 
-def converge(kube: Kube, ref: Ref, sr: spec.SecureRedis, generated: material.Material,
-             pods: list[dict], *, now: datetime, logger) -> Observation:
-    """Bring every pod in line with ``generated`` and report what now holds everywhere."""
+def converge(kube: Kube | None, ref: Ref | None, sr: spec.SecureRedis,
+             generated: material.Material, pods: list[Endpoint], *, now: datetime, logger,
+             paths: redisconf.Paths = PATHS) -> Observation:
+    """Bring every server in line with ``generated`` and report what now holds everywhere.
+
+    ``paths`` are where the servers read their TLS files (the pod mounts by
+    default). ``kube`` may be None for servers that are not pods; replication
+    is then left as it is.
+    """
     acl_lines = redisconf.users_acl(sr, generated).splitlines()
     known_users = {line.split(" ")[1] for line in acl_lines}
     config_command = generated.renames.get("config") or "CONFIG"
@@ -93,30 +121,30 @@ def converge(kube: Kube, ref: Ref, sr: spec.SecureRedis, generated: material.Mat
     reached = 0
     acl_ok = serving_ok = trusts_next_ok = rejects_previous_ok = True
     for pod in pods:
-        pod_name = pod["metadata"]["name"]
+        pod_name = pod.name
         try:
-            client = connect_pod(sr, generated, pod)
+            client = connect_endpoint(generated, pod)
         except redisadmin.RedisAdminError as error:
             logger.info("pod not reachable pod=%s error=%s", pod_name, error)
             continue
         try:
             acl_ok &= sync_acl(client, acl_lines, known_users, pod_name, logger)
-            if sr.mode == "replication":
+            if sr.mode == "replication" and kube is not None:
                 wire_replication(kube, ref, sr, pod, primary, client, now=now, logger=logger)
             if sr.mode in ("replication", "cluster"):
                 redisadmin.config_set(client, config_command, {
                     "masterauth": generated.system["replication"].password})
-            serving_ok &= reload_until_current(client, config_command, sr, generated, pod,
+            serving_ok &= reload_until_current(client, config_command, generated, pod, paths,
                                                logger)
             if ca_state["phase"] == "TrustBoth" and generated.next_ca:
                 trusts_next_ok &= client_ca_check(client, config_command, sr, generated, pod,
-                                                  generated.next_ca, want_accepted=True,
+                                                  generated.next_ca, paths, want_accepted=True,
                                                   now=now)
             previous = rotation.previous_ca(generated)
             if ca_state["phase"] == "Dropping" and previous:
                 rejects_previous_ok &= client_ca_check(client, config_command, sr, generated,
-                                                       pod, previous, want_accepted=False,
-                                                       now=now)
+                                                       pod, previous, paths,
+                                                       want_accepted=False, now=now)
             if facts is None and (primary is None or pod is primary):
                 facts = redisadmin.gather_facts(client, generated.renames)
             reached += 1
@@ -153,35 +181,35 @@ def sync_acl(client, lines: list[str], known_users: set[str], pod_name: str, log
     return synced
 
 
-def reload_until_current(client, config_command: str, sr: spec.SecureRedis,
-                         generated: material.Material, pod: dict, logger) -> bool:
+def reload_until_current(client, config_command: str, generated: material.Material,
+                         pod: Endpoint, paths: redisconf.Paths, logger) -> bool:
     """Return True if the pod presents the material's certificate, reloading it if needed.
 
     The kubelet refreshes a Secret volume some time after the Secret changes,
     so a reload may still read the old files; the next reconcile tries again.
     """
-    host, hostname = pod["status"]["podIP"], pod_hostname(sr, pod)
     operator_cert = generated.system["operator"].client_cert
-    serial, _ = redisadmin.tls_handshake(host, names.CLIENT_PORT, server_hostname=hostname,
-                                         ca_pem=generated.trusted_cas,
-                                         cert_pem=operator_cert.cert_pem,
-                                         key_pem=operator_cert.key_pem)
-    if serial == generated.server.serial:
+
+    def serial() -> str | None:
+        served, _ = redisadmin.tls_handshake(pod.host, pod.port,
+                                             server_hostname=pod.server_hostname,
+                                             ca_pem=generated.trusted_cas,
+                                             cert_pem=operator_cert.cert_pem,
+                                             key_pem=operator_cert.key_pem)
+        return served
+
+    if serial() == generated.server.serial:
         return True
-    redisadmin.reload_tls(client, config_command, cert_file=PATHS.cert_file,
-                          key_file=PATHS.key_file, ca_file=PATHS.ca_file)
-    serial, _ = redisadmin.tls_handshake(host, names.CLIENT_PORT, server_hostname=hostname,
-                                         ca_pem=generated.trusted_cas,
-                                         cert_pem=operator_cert.cert_pem,
-                                         key_pem=operator_cert.key_pem)
-    current = serial == generated.server.serial
-    logger.info("reloaded TLS files pod=%s serving_current=%s", pod["metadata"]["name"], current)
+    redisadmin.reload_tls(client, config_command, cert_file=paths.cert_file,
+                          key_file=paths.key_file, ca_file=paths.ca_file)
+    current = serial() == generated.server.serial
+    logger.info("reloaded TLS files pod=%s serving_current=%s", pod.name, current)
     return current
 
 
 def client_ca_check(client, config_command: str, sr: spec.SecureRedis,
-                    generated: material.Material, pod: dict, signer: pki.CertKey, *,
-                    want_accepted: bool, now: datetime) -> bool:
+                    generated: material.Material, pod: Endpoint, signer: pki.CertKey,
+                    paths: redisconf.Paths, *, want_accepted: bool, now: datetime) -> bool:
     """Return True if the pod accepts (or rejects) a client certificate from ``signer``.
 
     A throwaway client-only certificate is issued for the check. When the
@@ -189,36 +217,35 @@ def client_ca_check(client, config_command: str, sr: spec.SecureRedis,
     again.
     """
     probe = material.client_certificate(sr, signer, "secureredis-ca-check", now)
-    host, hostname = pod["status"]["podIP"], pod_hostname(sr, pod)
 
     def accepted() -> bool:
-        _, ok = redisadmin.tls_handshake(host, names.CLIENT_PORT, server_hostname=hostname,
+        _, ok = redisadmin.tls_handshake(pod.host, pod.port, server_hostname=pod.server_hostname,
                                          ca_pem=generated.trusted_cas,
                                          cert_pem=probe.cert_pem, key_pem=probe.key_pem)
         return ok
 
     if accepted() == want_accepted:
         return True
-    redisadmin.reload_tls(client, config_command, cert_file=PATHS.cert_file,
-                          key_file=PATHS.key_file, ca_file=PATHS.ca_file)
+    redisadmin.reload_tls(client, config_command, cert_file=paths.cert_file,
+                          key_file=paths.key_file, ca_file=paths.ca_file)
     return accepted() == want_accepted
 
 
-def choose_primary(sr: spec.SecureRedis, pods: list[dict]) -> dict | None:
+def choose_primary(sr: spec.SecureRedis, pods: list[Endpoint]) -> Endpoint | None:
     """Return the pod that should be primary: the labelled one, else the first by ordinal."""
     if sr.mode != "replication" or not pods:
         return None
     for pod in pods:
-        if (pod["metadata"].get("labels") or {}).get(ROLE_LABEL) == "primary":
+        if pod.role_label == "primary":
             return pod
     return pods[0]
 
 
-def wire_replication(kube: Kube, ref: Ref, sr: spec.SecureRedis, pod: dict, primary: dict,
-                     client, *, now: datetime, logger) -> None:
+def wire_replication(kube: Kube, ref: Ref, sr: spec.SecureRedis, pod: Endpoint,
+                     primary: Endpoint, client, *, now: datetime, logger) -> None:
     """Make ``pod`` follow ``primary`` (or lead, if it is the primary) and label its role."""
-    pod_name = pod["metadata"]["name"]
-    primary_host = pod_hostname(sr, primary)
+    pod_name = pod.name
+    primary_host = primary.server_hostname
     current_role, following = redisadmin.role(client)
 
     if pod is primary:
@@ -232,7 +259,7 @@ def wire_replication(kube: Kube, ref: Ref, sr: spec.SecureRedis, pod: dict, prim
             redisadmin.replicate(client, primary_host, names.CLIENT_PORT)
             logger.info("pointed replica pod=%s primary=%s", pod_name, primary_host)
 
-    if (pod["metadata"].get("labels") or {}).get(ROLE_LABEL) != wanted_label:
+    if pod.role_label != wanted_label:
         kube.patch_labels("Pod", sr.namespace, pod_name, {ROLE_LABEL: wanted_label})
         if wanted_label == "primary":
             kube.event(ref, "Normal", "PrimaryLabelled",
@@ -250,11 +277,11 @@ def watch_acl_log(kube: Kube, ref: Ref, sr: spec.SecureRedis, generated: materia
     """
     new_kinds = 0
     for pod in running_pods(kube, sr):
-        if not pod_is_ready(pod):
+        if not pod.ready:
             continue
-        pod_name = pod["metadata"]["name"]
+        pod_name = pod.name
         try:
-            client = connect_pod(sr, generated, pod)
+            client = connect_endpoint(generated, pod)
         except redisadmin.RedisAdminError as error:
             logger.info("pod not reachable for ACL LOG pod=%s error=%s", pod_name, error)
             continue
