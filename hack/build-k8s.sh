@@ -33,7 +33,7 @@ command -v go >/dev/null || sro_die "build-k8s.sh: Go is not installed; install 
 
 # Builds share two cores with everything else on a small machine: run them at
 # low priority, two packages at a time. GOTOOLCHAIN=local keeps the Go that is
-# installed instead of downloading the toolchain a module asks for.
+# installed instead of downloading the toolchain a module requests.
 export GOTOOLCHAIN=local CGO_ENABLED=0 GOFLAGS="-trimpath -buildvcs=false"
 go_build=(nice -n 10 go build -p 2 -ldflags=-s\ -w)
 
@@ -78,7 +78,7 @@ install_module() {
 check_pin() {
   local gomod=$1 module=$2 version=$3
   grep -Eq "^[[:space:]]*(require )?$module $version\$" "$gomod" \
-    || sro_die "$gomod does not require $module $version as hack/versions.env says; update both together"
+    || sro_die "$gomod does not require $module $version, the version in hack/versions.env; update both together"
 }
 
 check_pin "$SRO_HACK/k8s-multicall/go.mod" k8s.io/kubernetes "$KUBERNETES_VERSION"

@@ -20,6 +20,9 @@
 # and a relay to the API server. Pods have routes to the pod and Service
 # ranges only, and CoreDNS forwards nothing outside cluster.local.
 #
+# `up` first installs the Debian packages and builds what is not cached
+# (hack/deps.sh, hack/build-k8s.sh); SRO_NO_BUILD=1 skips that.
+#
 # NAME (default: the tier) names the state directory $SRO_RUN/NAME, so
 # several control-plane tiers can run side by side. `up` prints how to use
 # the cluster; `env` prints the same shell assignments again.
@@ -38,7 +41,7 @@ BRIDGE=sro0
 NODE_NAME=sro-node
 
 usage() {
-  sed -n '2,25p' "$0" >&2
+  sed -n '2,/^set -euo/p' "$0" | sed '$d' >&2
   exit 2
 }
 
@@ -257,6 +260,12 @@ cluster_running() {
 
 do_up() {
   sro_require_root "cluster.sh up"
+  # One command on a fresh machine: install, build and start. Both steps
+  # return within a second when everything is already in place.
+  if [[ ${SRO_NO_BUILD:-0} != 1 ]]; then
+    "$SRO_HACK/deps.sh"
+    "$SRO_HACK/build-k8s.sh" --tier "$tier"
+  fi
   check_binaries
   if cluster_running; then
     sro_log "the $tier tier \"$name\" is already running"
@@ -305,7 +314,9 @@ do_down() {
   fi
   [[ -d $state ]] || { sro_log "nothing else to stop: $state does not exist"; return 0; }
   stop_process kube-controller-manager
-  stop_process kube-apiserver 20
+  # kube-apiserver 1.35 can spend 20 s stopping its ServiceCIDR allocator;
+  # its state is in etcd, which stops cleanly after it.
+  stop_process kube-apiserver 3
   stop_process etcd
   # Keep the logs of the last run for post-mortems; the rest is throwaway.
   rm -rf "$SRO_CACHE/logs/$name-last"

@@ -36,7 +36,7 @@ fi
 
 # The Debian containerd package starts its own daemon where systemd runs.
 # The cluster runs a separate containerd with its own socket and root, so the
-# system one is harmless, but it is reported so nobody mistakes one for the other.
+# system one is harmless. The note keeps anyone from mistaking one for the other.
 if [[ -S /run/containerd/containerd.sock ]]; then
   echo "deps.sh: note: the system containerd is running on /run/containerd/containerd.sock; the cluster does not use it"
 fi

@@ -1,7 +1,7 @@
-// Command k8s-multicall is one binary holding the Kubernetes components that
-// the local cluster runs. Linking each component separately costs minutes of
-// CPU and gigabytes of memory per binary on a small machine; linking them
-// together shares that cost once, as hyperkube and k3s do.
+// Command k8s-multicall is one binary containing the Kubernetes components
+// that the local cluster runs. Linking each component separately costs
+// minutes of CPU and gigabytes of memory per binary on a small machine.
+// Linking them together pays that cost once, as hyperkube and k3s do.
 //
 // The component is chosen by the name the binary was started under (a symlink
 // such as kube-apiserver -> k8s-multicall) or, failing that, by the first
@@ -52,8 +52,8 @@ func main() {
 		if len(os.Args) < 2 {
 			usage()
 		}
-		// Drop the dispatcher's own name so the component sees the argument
-		// list it would see as a standalone binary.
+		// Drop the dispatcher's own name so the component gets the argument
+		// list it would get as a standalone binary.
 		name = os.Args[1]
 		os.Args = append([]string{name}, os.Args[2:]...)
 	}

@@ -5,15 +5,21 @@
 # node_preflight: refuse to start next to another node tier or on a host
 # where the bridge name or the pod range is already taken.
 node_preflight() {
-  local other
+  local other other_name
   for other in "$SRO_RUN"/*/cluster.env; do
-    [[ -f $other ]] || continue
-    if grep -q '^SRO_TIER=node$' "$other"; then
-      sro_die "a node tier already runs ($(dirname "$other")); stop it with hack/cluster.sh down --tier node --name $(basename "$(dirname "$other")")"
+    [[ -f $other ]] && grep -q '^SRO_TIER=node$' "$other" || continue
+    other_name=$(basename "$(dirname "$other")")
+    if (state=$SRO_RUN/$other_name && process_alive kube-apiserver); then
+      sro_die "a node tier already runs ($SRO_RUN/$other_name); stop it with hack/cluster.sh down --tier node --name $other_name"
     fi
+    # Its processes are gone (a reboot, or a CI run after a session):
+    # clean up what it left before taking over the bridge.
+    sro_log "cleaning up the node tier \"$other_name\" whose processes are gone"
+    "$SRO_HACK/cluster.sh" down --tier node --name "$other_name"
   done
   if ip link show "$BRIDGE" >/dev/null 2>&1; then
-    sro_die "the network interface $BRIDGE already exists; a node tier may have crashed: run hack/cluster.sh down --tier node"
+    sro_log "removing the interface $BRIDGE and the iptables chains that a crashed node tier left"
+    (state=$SRO_RUN/.none && down_node)
   fi
   if ip route show to match "$NODE_IP" | grep -qv '^default'; then
     sro_die "$POD_CIDR overlaps a route on this host ($(ip route show to match "$NODE_IP" | grep -v '^default' | head -n1)); the node tier needs that range"
@@ -21,9 +27,9 @@ node_preflight() {
 }
 
 # node_network_up: the bridge exists before any pod, because the kubelet and
-# the API server relay bind to its address. Forwarding and bridge netfilter
-# are switched on because Services (DNAT) and NetworkPolicy (iptables) act on
-# traffic between pods on the bridge; the previous values are restored on down.
+# the API server relay bind to its address. Services (DNAT) and NetworkPolicy
+# (iptables) act on traffic between pods on the bridge, so forwarding and
+# bridge netfilter are switched on. down restores the previous values.
 node_network_up() {
   mkdir -p "$state"
   {
@@ -70,10 +76,10 @@ start_containerd() {
   local dir=$state/containerd restrict_oom=false
   mkdir -p "$dir" "$SRO_CACHE/containerd-root"
   # Pod sandboxes get oom_score_adj -998, and lowering a score needs
-  # CAP_SYS_RESOURCE. Where even root lacks it (some sandboxed VMs and
-  # containers drop it from the bounding set), every sandbox would fail with
-  # "can't get final child's PID from pipe"; containerd then clamps scores
-  # to its own instead.
+  # CAP_SYS_RESOURCE. Some sandboxed VMs and containers drop it even for
+  # root, and then runc fails every sandbox with "can't get final child's
+  # PID from pipe". With restrict_oom_score_adj, containerd clamps the
+  # scores to its own instead.
   local score
   score=$(cat /proc/self/oom_score_adj)
   if ! bash -c "echo $((score - 1)) >/proc/self/oom_score_adj" 2>/dev/null; then
@@ -190,7 +196,7 @@ start_kube_proxy() {
   metrics_port=$(free_port)
   write_kubeconfig "$state/kube-proxy.kubeconfig" "https://127.0.0.1:$api_port" "$state/pki" kube-proxy
   # maxPerCore 0 leaves the host's conntrack table size alone. NodePorts
-  # answer on the node address only.
+  # accept connections on the node address only.
   cat >"$state/kube-proxy.yaml" <<YAML
 apiVersion: kubeproxy.config.k8s.io/v1alpha1
 kind: KubeProxyConfiguration
@@ -284,24 +290,6 @@ sandbox_netns_paths() {
   done | sort -u
 }
 
-remove_all_pods() {
-  [[ -f $state/admin.kubeconfig ]] && process_alive kube-apiserver && process_alive kubelet || return 0
-  # Controllers would recreate what is deleted, so they stop first.
-  stop_process kube-controller-manager
-  stop_process kube-scheduler
-  kubectl delete pods --all --all-namespaces --force --grace-period=0 --wait=false >/dev/null 2>&1 || true
-  # The kubelet now stops every sandbox, which releases its IP address and
-  # network namespace through CNI.
-  local socket=$state/containerd/containerd.sock deadline=$((SECONDS + 60))
-  while ((SECONDS < deadline)); do
-    if [[ -z $(ctr --address "$socket" -n k8s.io tasks list -q 2>/dev/null) ]]; then
-      return 0
-    fi
-    sleep 1
-  done
-  sro_log "pods were still running 60 s after deletion; killing them"
-}
-
 kill_containers() {
   local socket=$state/containerd/containerd.sock id
   [[ -S $socket ]] && process_alive containerd || return 0
@@ -344,10 +332,13 @@ remove_kube_iptables() {
 }
 
 down_node() {
+  # The cluster is thrown away, so pods are killed rather than deleted
+  # through the API: that takes a second instead of half a minute. The
+  # bridge plugin adds no iptables rules and the IPAM state lives in $state,
+  # so skipping CNI's DEL leaves only the network namespaces, removed below.
   local netns_paths path
-  remove_all_pods
   netns_paths=$(sandbox_netns_paths)
-  stop_process kubelet 15
+  stop_process kubelet 5
   kill_containers
   stop_process kube-router
   stop_process kube-proxy
@@ -355,9 +346,8 @@ down_node() {
   stop_process api-relay
   stop_process containerd 15
 
-  # containerd-shim processes of killed tasks exit on their own once their
-  # container is gone; the netns mounts of sandboxes that CNI never
-  # released are ours to remove.
+  # The containerd-shim of a killed task exits once its container is gone.
+  # The netns mounts of sandboxes that CNI never released are removed here.
   for path in $netns_paths; do
     umount "$path" 2>/dev/null || true
     rm -f "$path"
@@ -373,7 +363,6 @@ down_node() {
   if ip link show "$BRIDGE" >/dev/null 2>&1; then
     ip link delete "$BRIDGE"
   fi
-  # Host-side veth ends vanish with their netns; any left belong to the bridge.
   if [[ -f $state/sysctl.saved ]]; then
     local ip_forward bridge_nf_call_iptables
     # shellcheck disable=SC1091

@@ -13,7 +13,7 @@ start_process() {
   local proc=$1
   shift
   mkdir -p "$state/logs" "$state/pids"
-  # The descriptors 7-9 hold the scripts' flock locks; a daemon that
+  # The descriptors 7-9 hold the scripts' flock locks, and a daemon that
   # inherited one would keep the lock until it exits.
   setsid bash -c 'echo $$ >"$0"; exec "$@"' "$state/pids/$proc.pid" "$@" \
     >"$state/logs/$proc.log" 2>&1 </dev/null 7>&- 8>&- 9>&- &
@@ -41,8 +41,8 @@ process_alive() {
   pid=$(<"$pidfile")
   kill -0 "$pid" 2>/dev/null || return 1
   [[ $(process_start_time "$pid") == $(cat "$state/pids/$1.start" 2>/dev/null) ]] || return 1
-  # An exited process whose parent does not reap it stays a zombie; where
-  # PID 1 is no init (as in some containers and VMs) that is forever.
+  # An exited process stays a zombie until its parent reaps it. Where PID 1
+  # is no init (as in some containers and VMs), that never happens.
   local stat
   stat=$(cat "/proc/$pid/stat" 2>/dev/null) || return 1
   stat=${stat##*) }

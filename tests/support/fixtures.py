@@ -12,14 +12,13 @@ Fixtures:
 
 * ``control_plane`` (session): a Cluster with at least the control-plane tier.
 * ``node_cluster`` (session): a Cluster of the node tier.
-* ``kube_cluster``: the cluster that ``namespace`` uses; it is
-  ``control_plane`` unless a conftest overrides it, e.g. an e2e conftest with
-  ``kube_cluster = node_cluster`` style override (see the docstring below).
+* ``kube_cluster``: the cluster that ``namespace`` uses. It is
+  ``control_plane`` unless a conftest overrides it (see its docstring).
 * ``namespace``: a fresh namespace per test, deleted afterwards.
 
 A cluster already running (started by ``hack/cluster.sh up``) or named by
-SRO_KUBECONFIG is used as it is and left running; one that the fixtures
-start is stopped at the end of the session.
+SRO_KUBECONFIG is used as it is and left running. A cluster that the
+fixtures start is stopped at the end of the session.
 """
 
 from __future__ import annotations
