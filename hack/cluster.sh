@@ -327,7 +327,7 @@ do_down() {
 }
 
 do_env() {
-  [[ -f $state/cluster.env ]] || sro_die "the $tier tier \"$name\" is not running; start it with hack/cluster.sh up --tier $tier"
+  cluster_running || sro_die "the $tier tier \"$name\" is not running; start it with hack/cluster.sh up --tier $tier --name $name"
   sed 's/^/export /' "$state/cluster.env"
 }
 
