@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections import defaultdict
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -24,7 +25,7 @@ from typing import Any, Callable
 
 import kopf
 
-from . import GROUP, PLURAL, VERSION
+from . import GROUP, PLURAL, VERSION, metrics
 from .kube import Kube
 from .reconcile import reconcile, rotation_in_progress, watch_acl_log
 from .render import RenderContext
@@ -68,10 +69,18 @@ def register(registry: kopf.OperatorRegistry, config: OperatorConfig) -> None:
         return state["kube"]
 
     def run(body: kopf.Body, logger: logging.Logger) -> None:
-        key = f"{body.metadata.namespace}/{body.metadata.name}"
-        with locks[key]:
-            reconcile(kube(), dict(body), now=config.clock(), context=config.context,
-                      logger=logger)
+        namespace, name = body.metadata.namespace, body.metadata.name
+        client = kube()
+        with locks[f"{namespace}/{name}"]:
+            started, writes_before = time.monotonic(), client.writes
+            result = metrics.RESULT_ERROR
+            try:
+                outcome = reconcile(client, dict(body), now=config.clock(),
+                                    context=config.context, logger=logger)
+                result = metrics.RESULT_STALLED if outcome.stalled else metrics.RESULT_SUCCESS
+            finally:
+                metrics.observe_reconcile(namespace, name, time.monotonic() - started, result)
+                metrics.count_api_writes(client.writes - writes_before)
 
     @kopf.on.login(registry=registry)
     def login(**kwargs: Any) -> kopf.ConnectionInfo | None:
@@ -107,5 +116,7 @@ def register(registry: kopf.OperatorRegistry, config: OperatorConfig) -> None:
         watch_acl_log(kube(), dict(body), denials_seen[key], now=config.clock(), logger=logger)
 
     @kopf.on.delete(GROUP, VERSION, PLURAL, id="deleted", optional=True, registry=registry)
-    def on_delete(logger: logging.Logger, **_: Any) -> None:
+    def on_delete(body: kopf.Body, logger: logging.Logger, **_: Any) -> None:
+        metrics.forget(body.metadata.namespace, body.metadata.name)
+        denials_seen.pop(f"{body.metadata.namespace}/{body.metadata.name}", None)
         logger.info("deleted; children follow through owner references")

@@ -26,8 +26,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Mapping
 
-from . import (API_VERSION, KIND, acl, checks, conditions, credentials, material, names,
-               objects, rotation, servers, spec)
+from . import (API_VERSION, KIND, acl, checks, conditions, credentials, material, metrics,
+               names, objects, rotation, servers, spec)
 from .engines import command_table
 from .kube import Kube, KubeError, Ref
 from .render import RenderContext, render_all
@@ -101,6 +101,8 @@ def reconcile(kube: Kube, body: Mapping[str, Any], *, now: datetime, context: Re
                             redis_facts=observation.facts if observation else None,
                             generation=generation, now=now)
     write_status(kube, sr.namespace, sr.name, old_status, status)
+    metrics.set_certificate_expiry(sr.namespace, sr.name, generated.server.not_after, "server")
+    metrics.set_certificate_expiry(sr.namespace, sr.name, generated.ca.not_after, "ca")
     return Result(status=status, applied=applied)
 
 
@@ -127,6 +129,10 @@ def report_steps(kube: Kube, ref: Ref, steps: list[rotation.Step], *, now: datet
                  logger) -> None:
     for step in steps:
         logger.info("rotation step kind=%s phase=%s", step.kind, step.phase)
+        if step.phase in ("Adding", "Reloading", "TrustBoth"):
+            metrics.observe_rotation(step.kind, "started")
+        elif step.phase == rotation.IDLE:
+            metrics.observe_rotation(step.kind, "completed")
         kube.event(ref, "Normal", f"Rotation{step.phase}", f"{step.kind}: {step.message}", now)
 
 

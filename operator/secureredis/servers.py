@@ -23,7 +23,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from . import checks, material, names, pki, redisadmin, redisconf, rotation, spec
+from . import checks, material, metrics, names, pki, redisadmin, redisconf, rotation, spec
 from .kube import Kube, Ref
 from .render.services import ROLE_LABEL
 
@@ -304,6 +304,8 @@ def watch_acl_log(kube: Kube, ref: Ref, sr: spec.SecureRedis, generated: materia
             message = (f"ACL denied user {user!r}: reason {reason}, object {denied!r} "
                        f"({entry.get('count', 1)} times on pod {pod_name})")
             kube.event(ref, "Warning", "ACLDenied", message, now)
+            metrics.count_acl_denials(sr.namespace, sr.name, user, reason,
+                                      int(entry.get("count", 1) or 1))
             logger.warning("acl denial user=%s reason=%s object=%s pod=%s", user, reason,
                            denied, pod_name)
     return new_kinds
