@@ -313,11 +313,13 @@ do_down() {
     down_node
   fi
   [[ -d $state ]] || { sro_log "nothing else to stop: $state does not exist"; return 0; }
-  stop_process kube-controller-manager
-  # kube-apiserver 1.35 can spend 20 s stopping its ServiceCIDR allocator;
-  # its state is in etcd, which stops cleanly after it.
-  stop_process kube-apiserver 3
-  stop_process etcd
+  # The cluster is thrown away, so its control plane stops all at once.
+  # kube-apiserver 1.35 can spend 20 s stopping its ServiceCIDR allocator,
+  # hence the short grace period before SIGKILL.
+  stop_process kube-controller-manager &
+  stop_process kube-apiserver 3 &
+  stop_process etcd &
+  wait
   # Keep the logs of the last run for post-mortems; the rest is throwaway.
   rm -rf "$SRO_CACHE/logs/$name-last"
   mkdir -p "$SRO_CACHE/logs"

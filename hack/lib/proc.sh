@@ -78,10 +78,10 @@ stop_process() {
   if process_alive "$proc"; then
     kill -TERM "$pid" 2>/dev/null || true
     local deadline=$((SECONDS + seconds))
-    while kill -0 "$pid" 2>/dev/null && ((SECONDS < deadline)); do
+    while process_alive "$proc" && ((SECONDS < deadline)); do
       sleep 0.2
     done
-    if kill -0 "$pid" 2>/dev/null; then
+    if process_alive "$proc"; then
       sro_log "$proc did not stop after $seconds s; sending SIGKILL"
       kill -KILL "$pid" 2>/dev/null || true
     fi
