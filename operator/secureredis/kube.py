@@ -18,6 +18,7 @@ import json
 import logging
 import os
 import socket
+import threading
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any, Iterable
@@ -88,15 +89,20 @@ class Kube:
     def __init__(self, api_client: k8s_client.ApiClient):
         self.api = api_client
         self.writes = 0
+        self._writes_lock = threading.Lock()
 
     @classmethod
     def from_environment(cls, kubeconfig: str | None = None) -> Kube:
         """Load in-cluster configuration inside a pod, else the kubeconfig file."""
+        configuration = k8s_client.Configuration()
         if kubeconfig is None and os.environ.get("KUBERNETES_SERVICE_HOST"):
-            k8s_config.load_incluster_config()
+            k8s_config.load_incluster_config(client_configuration=configuration)
         else:
-            k8s_config.load_kube_config(config_file=kubeconfig)
-        return cls(k8s_client.ApiClient())
+            k8s_config.load_kube_config(config_file=kubeconfig,
+                                        client_configuration=configuration)
+        # Children are applied by a few threads at once; give each a connection.
+        configuration.connection_pool_maxsize = 8
+        return cls(k8s_client.ApiClient(configuration))
 
     def request(self, method: str, path: str, *, query: dict | None = None,
                 body: Any = None, content_type: str = "application/json") -> dict | None:
@@ -118,7 +124,8 @@ class Kube:
             raise KubeError(f"{method} {path} failed: {error.status} {_api_message(error)}",
                             error.status) from None
         if method != "GET":
-            self.writes += 1
+            with self._writes_lock:
+                self.writes += 1
         if response.status == 404:
             return None
         if response.status >= 400:

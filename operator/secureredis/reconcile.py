@@ -22,6 +22,7 @@ The clock is a parameter, so tests can move time.
 from __future__ import annotations
 
 import logging
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Mapping
@@ -106,22 +107,37 @@ def reconcile(kube: Kube, body: Mapping[str, Any], *, now: datetime, context: Re
     return Result(status=status, applied=applied)
 
 
+# Children are applied in two waves. Everything the pods need or are guarded
+# by (configuration, Secrets, Services and the NetworkPolicy) exists before
+# the StatefulSet can start a pod; within a wave requests run in parallel.
+SECOND_WAVE = ("StatefulSet", "PodDisruptionBudget")
+APPLY_WORKERS = 6
+
+
 def apply_children(kube: Kube, ref: Ref, sr: spec.SecureRedis, generated: material.Material,
                    context: RenderContext, *, first_run: bool, now: datetime,
                    logger) -> tuple[list[str], list[dict]]:
     """Render every child and apply those whose live copy lacks an owned field."""
-    applied = []
-    live_children = []
-    for child in render_all(sr, generated, context):
-        child = objects.with_hash(child)
+    children = [objects.with_hash(child) for child in render_all(sr, generated, context)]
+    waves = [[c for c in children if c["kind"] not in SECOND_WAVE],
+             [c for c in children if c["kind"] in SECOND_WAVE]]
+
+    def sync(child: dict) -> tuple[dict, bool]:
         kind, name = child["kind"], child["metadata"]["name"]
         live = kube.get(kind, sr.namespace, name)
         if live is not None and objects.covers(live, child):
-            live_children.append(live)
-            continue
-        live_children.append(kube.apply(child))
-        applied.append(f"{kind}/{name}")
+            return live, False
+        result = kube.apply(child)
         report_write(kube, ref, child, live, first_run=first_run, now=now, logger=logger)
+        return result, True
+
+    applied, live_children = [], []
+    with ThreadPoolExecutor(max_workers=APPLY_WORKERS) as pool:
+        for wave in waves:
+            for child, (live, written) in zip(wave, pool.map(sync, wave)):
+                live_children.append(live)
+                if written:
+                    applied.append(f"{child['kind']}/{child['metadata']['name']}")
     return applied, live_children
 
 
