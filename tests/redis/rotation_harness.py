@@ -1008,18 +1008,18 @@ class Rig:
         return rejected
 
     def rotate_under_load(self, kind: str, workload: Workload, *, request: str,
-                          crash: bool = False, min_ops: int = 0, dwell_ops: int = 2_000,
-                          dwell_connections: int = 20,
+                          crash: bool = False, min_ops: int = 0, pause_ops: int = 2_000,
+                          pause_connections: int = 20,
                           after_reconcile: Callable[[], None] | None = None) -> RotationReport:
         """Rotate ``kind`` while ``workload`` runs, giving it time after every apply.
 
-        Each pause lasts until the workload has done ``dwell_ops`` more
-        operations and ``dwell_connections`` more new connections, so every
+        Each pause lasts until the workload has done ``pause_ops`` more
+        operations and ``pause_connections`` more new connections, so every
         phase sees traffic. After the rotation the workload runs until it has
         done ``min_ops`` in all.
         """
         def pause() -> None:
-            workload.wait_for(ops=dwell_ops, new_connections=dwell_connections)
+            workload.wait_for(ops=pause_ops, new_connections=pause_connections)
 
         def label(phase: str) -> None:
             workload.phase = f"{kind}:{phase}"
