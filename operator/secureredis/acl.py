@@ -82,6 +82,13 @@ def system_users(replication_commands: tuple[str, ...],
             "+config|get", "+config|set",
             # Replication topology and Redis Cluster bootstrap and repair.
             "+replicaof", "+failover", "+wait", "+cluster",
+            # Resharding. MIGRATE needs access to the keys it moves, and logs in
+            # to the target as this user (AUTH2), where it runs SELECT 0 and
+            # RESTORE-ASKING. Key access comes only with these two commands, in
+            # a selector, so the user still cannot read or write a key directly.
+            # SELECT is granted whole: "+select|0" works on Redis 7.0 but is a
+            # deprecated form that a later version may reject at ACL load.
+            "+select", "(~* +migrate +restore-asking)",
             "+slowlog|get", "+slowlog|len",
         )),
         SystemUser("replication", SYSTEM_USER_PREFIX + "replication",

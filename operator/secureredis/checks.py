@@ -380,8 +380,14 @@ def check_least_privilege(redis: RedisFacts | None, kube: KubeFacts | None,
 
 
 def _system_allowance(rules: Iterable[str], dangerous: Iterable[str]) -> set[str]:
-    """Return the dangerous commands that a system user's own ``+command`` rules grant."""
-    granted = {rule[1:].lower() for rule in rules if rule.startswith("+") and "@" not in rule}
+    """Return the dangerous commands that a system user's own ``+command`` rules grant.
+
+    Grants inside a selector such as ``(~* +migrate)`` count too.
+    """
+    tokens: list[str] = []
+    for rule in rules:
+        tokens += rule[1:-1].split() if rule.startswith("(") else [rule]
+    granted = {token[1:].lower() for token in tokens if token.startswith("+") and "@" not in token}
     return {command for command in dangerous
             if command in granted or command.partition("|")[0] in granted}
 

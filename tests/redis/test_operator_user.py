@@ -38,6 +38,8 @@ ALLOWED_CALLS = {
     "acl-cat": ("ACL", "CAT", "dangerous"),
     "acl-dryrun": ("ACL", "DRYRUN", "cache_reader", "GET", "cache:x"),
     "command-info": ("COMMAND", "INFO", "get"),
+    # MIGRATE runs SELECT on the target as the operator user.
+    "select": ("SELECT", "0"),
 }
 
 # Calls outside the operator's job: data access, persistence, scripting,
@@ -49,7 +51,6 @@ DENIED_CALLS = {
     "scan": ("SCAN", "0"),
     "keys": ("KEYS", "*"),
     "dbsize": ("DBSIZE",),
-    "select": ("SELECT", "1"),
     "eval": ("EVAL", "return 1", "0"),
     "function-list": ("FUNCTION", "LIST"),
     "publish": ("PUBLISH", "news", "hello"),

@@ -309,6 +309,17 @@ def test_system_user_within_role_passes():
     assert outcome("dangerous-blocked", facts, None).outcome == PASS
 
 
+def test_system_user_selector_grant_passes():
+    # The operator user gets MIGRATE and RESTORE-ASKING only inside a selector.
+    table = dict(good_redis().dangerous_verdicts)
+    table["secureredis-operator"] = {**verdicts(), "migrate": checks.ALLOWED,
+                                     "restore-asking": checks.ALLOWED}
+    facts = good_redis(dangerous_commands=DANGEROUS + ("migrate", "restore-asking"),
+                       dangerous_verdicts=table)
+
+    assert outcome("dangerous-blocked", facts, None).outcome == PASS
+
+
 def test_dangerous_missing_renamed_unknown():
     # KEYS is renamed to a name the caller did not give, so DRYRUN cannot
     # find it. Disabled commands (FLUSHALL) are missing too, but known to be.
