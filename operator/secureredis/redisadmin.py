@@ -44,7 +44,7 @@ from redis.backoff import NoBackoff
 from redis.connection import ConnectionPool, SSLConnection
 from redis.retry import Retry
 
-from . import checks
+from . import checks, topology
 
 log = logging.getLogger(__name__)
 
@@ -681,3 +681,253 @@ def tls_handshake(host: str, port: int, *, server_hostname: str, ca_pem: str,
     except OSError as error:
         raise RedisAdminError(f"TLS connection to {host}:{port} failed: {error}") from error
     return serial, bool(reply) and reply[:1] in (b"+", b"-")
+
+
+# --- Redis Cluster ---------------------------------------------------------
+#
+# Every function runs as the operator user on one node and raises
+# RedisAdminError naming that node. ``apply_step`` runs one step that
+# topology.next_step chose; the reconcile loop reads the cluster again
+# before it requests the next one.
+
+# Keys per MIGRATE call, and the idle time (not the total) MIGRATE allows
+# the target before it replies. Both are estimates for small values: a large value
+# needs a longer timeout, and a slow target may need a smaller batch.
+KEYS_PER_MIGRATE = 100
+MIGRATE_TIMEOUT_MS = 5000
+
+
+def _node_name(client: redis.Redis) -> str:
+    """Return the node behind ``client`` for messages: the verified host name, else the address."""
+    kwargs = client.get_connection_kwargs()
+    return f"{kwargs.get('server_hostname') or kwargs.get('host')}:{kwargs.get('port')}"
+
+
+def _cluster(client: redis.Redis, *arguments: Any) -> Any:
+    try:
+        return client.execute_command("CLUSTER", *arguments)
+    except redis.RedisError as error:
+        command = " ".join(str(argument) for argument in arguments)
+        raise RedisAdminError(f"CLUSTER {command} failed on {_node_name(client)}: "
+                              f"{error}") from error
+
+
+def _pipeline(client: redis.Redis, commands: list[tuple[Any, ...]], what: str) -> list[Any]:
+    """Send ``commands`` in one round trip; raises on the first error with the failing command."""
+    if not commands:
+        return []
+    pipe = client.pipeline(transaction=False)
+    for command in commands:
+        pipe.execute_command(*command)
+    try:
+        replies = pipe.execute(raise_on_error=False)
+    except redis.RedisError as error:
+        raise RedisAdminError(f"{what} failed on {_node_name(client)}: {error}") from error
+    for command, reply in zip(commands, replies):
+        if isinstance(reply, redis.ResponseError):
+            shown = " ".join(str(part) for part in command)
+            raise RedisAdminError(f"{what} failed on {_node_name(client)} at {shown}: {reply}")
+    return replies
+
+
+def cluster_nodes(client: redis.Redis) -> tuple[topology.ClusterNode, ...]:
+    """Return the node table of the server behind ``client`` (``CLUSTER NODES``)."""
+    text = _cluster(client, "NODES")
+    try:
+        return topology.parse_cluster_nodes(text)
+    except ValueError as error:
+        raise RedisAdminError(f"CLUSTER NODES from {_node_name(client)} is not readable: "
+                              f"{error}") from error
+
+
+def cluster_myself(client: redis.Redis) -> topology.ClusterNode:
+    """Return the server's own line of ``CLUSTER NODES``."""
+    for node in cluster_nodes(client):
+        if node.myself:
+            return node
+    raise RedisAdminError(f"CLUSTER NODES from {_node_name(client)} has no line flagged "
+                          "myself; is cluster-enabled set?")
+
+
+def cluster_info(client: redis.Redis) -> dict[str, str]:
+    """Return ``CLUSTER INFO`` as a dict, such as ``{"cluster_state": "ok", ...}``."""
+    text = _cluster(client, "INFO")
+    info = {}
+    for line in str(text).splitlines():
+        key, separator, value = line.partition(":")
+        if separator:
+            info[key.strip()] = value.strip()
+    return info
+
+
+def observe_pod(client: redis.Redis | None, ordinal: int, address: str, port: int,
+                bus_port: int) -> topology.PodView:
+    """Read one pod's node table and cluster_state for topology.next_step.
+
+    A pod without a client, or whose reads fail, counts as unreachable.
+    """
+    nodes = state = None
+    if client is not None:
+        try:
+            nodes = cluster_nodes(client)
+            state = cluster_info(client).get("cluster_state")
+        except RedisAdminError as error:
+            log.info("cluster state unreadable ordinal=%s error=%s", ordinal, error)
+            nodes = None
+    return topology.PodView(ordinal, address, port, bus_port, nodes, state)
+
+
+def set_config_epoch(client: redis.Redis, epoch: int) -> None:
+    """Give a node that knows no other node its first config epoch."""
+    _cluster(client, "SET-CONFIG-EPOCH", epoch)
+
+
+def add_slots(client: redis.Redis, ranges: Iterable[topology.SlotRange]) -> None:
+    """Assign slot ranges that no node owns to the server (Redis 7.0+ ADDSLOTSRANGE)."""
+    arguments: list[int] = []
+    for slot_range in ranges:
+        arguments += [slot_range.start, slot_range.end]
+    _cluster(client, "ADDSLOTSRANGE", *arguments)
+
+
+def meet(client: redis.Redis, address: str, port: int, bus_port: int) -> None:
+    """Start a handshake from the server to the node at ``address`` (an IP, not a name).
+
+    OK only means the handshake started: a node whose certificate the
+    server's CA did not issue stays in the handshake state and is dropped
+    after the node timeout.
+    """
+    _cluster(client, "MEET", address, port, bus_port)
+
+
+def cluster_replicate(client: redis.Redis, primary_id: str) -> None:
+    """Make the server a replica of the node ``primary_id`` (it must know that node)."""
+    _cluster(client, "REPLICATE", primary_id)
+
+
+def forget(client: redis.Redis, node_id: str) -> None:
+    """Remove ``node_id`` from the server's node table and ignore gossip about it for 60 s."""
+    _cluster(client, "FORGET", node_id)
+
+
+def cluster_reset(client: redis.Redis) -> None:
+    """Make the server forget every node and take a new id (``CLUSTER RESET HARD``).
+
+    Redis rejects this on a primary that contains keys. A replica drops its
+    copy of the data.
+    """
+    _cluster(client, "RESET", "HARD")
+
+
+def move_slots(source: redis.Redis, target: redis.Redis, *, source_id: str, target_id: str,
+               target_address: str, target_port: int, slots: Iterable[topology.SlotRange],
+               username: str, password: str, keys_per_migrate: int = KEYS_PER_MIGRATE,
+               timeout_ms: int = MIGRATE_TIMEOUT_MS) -> int:
+    """Move ``slots`` and their keys from ``source`` to ``target``; returns the keys moved.
+
+    The sequence is the one Redis documents for resharding. First the target
+    marks each slot IMPORTING and the source marks it MIGRATING. Then MIGRATE
+    sends the keys over TLS: the source connects to ``target_address``, logs
+    in as ``username`` with AUTH2 and runs RESTORE-ASKING there. Last the
+    target, and after it the source, assign the slot to the target.
+
+    Each part is skipped where the servers show it done, so a move that
+    stopped halfway can be run again. MIGRATE uses REPLACE because a key
+    that was copied before an interruption is still on the source, and that
+    copy is the current one.
+    """
+    source_me = cluster_myself(source)
+    target_me = cluster_myself(target)
+    for client, me, expected in ((source, source_me, source_id), (target, target_me, target_id)):
+        if me.id != expected:
+            raise RedisAdminError(f"{_node_name(client)} is node {me.id}, not {expected}; read "
+                                  "the cluster again before moving slots")
+
+    wanted = sorted(topology.to_slots(slots))
+    source_owned = topology.to_slots(source_me.slots)
+    target_owned = topology.to_slots(target_me.slots)
+    _pipeline(target, [("CLUSTER", "SETSLOT", slot, "IMPORTING", source_id) for slot in wanted
+                       if slot not in target_owned and target_me.importing.get(slot) != source_id],
+              "marking slots as importing")
+    _pipeline(source, [("CLUSTER", "SETSLOT", slot, "MIGRATING", target_id) for slot in wanted
+                       if slot in source_owned and source_me.migrating.get(slot) != target_id],
+              "marking slots as migrating")
+
+    moved = 0
+    pending = wanted
+    while pending:
+        listed = _pipeline(source, [("CLUSTER", "GETKEYSINSLOT", slot, keys_per_migrate)
+                                    for slot in pending], "listing the keys of moving slots")
+        with_keys = [(slot, list(keys)) for slot, keys in zip(pending, listed) if keys]
+        for slot, keys in with_keys:
+            _migrate(source, target_address, target_port, slot, keys, username, password,
+                     timeout_ms)
+            moved += len(keys)
+        # A full batch may leave keys behind, so those slots are listed again.
+        pending = [slot for slot, _keys in with_keys]
+
+    _pipeline(target, [("CLUSTER", "SETSLOT", slot, "NODE", target_id) for slot in wanted],
+              "assigning slots to the target")
+    try:
+        _pipeline(source, [("CLUSTER", "SETSLOT", slot, "NODE", target_id) for slot in wanted],
+                  "assigning slots to the target")
+    except RedisAdminError:
+        # A source that gave away its last slots may already have heard of
+        # the target's claim and, as Redis 7.0+ does with
+        # cluster-allow-replica-migration yes, turned into the target's
+        # replica, which rejects SETSLOT. Its slots are then where they belong.
+        if cluster_myself(source).is_primary:
+            raise
+        log.info("source became a replica of the target source=%s target=%s", source_id,
+                 target_id)
+    log.info("moved slots source=%s target=%s slots=%s keys=%s", source_id, target_id,
+             topology.format_ranges(topology.to_ranges(wanted)), moved)
+    return moved
+
+
+def _migrate(source: redis.Redis, address: str, port: int, slot: int, keys: list[str],
+             username: str, password: str, timeout_ms: int) -> None:
+    # The password is an argument of MIGRATE, so no message here shows the
+    # command. Redis 7.0.15 shows it as "(redacted)" in SLOWLOG.
+    try:
+        source.execute_command("MIGRATE", address, port, "", 0, timeout_ms, "REPLACE",
+                               "AUTH2", username, password, "KEYS", *keys)
+    except redis.RedisError as error:
+        raise RedisAdminError(f"MIGRATE of {len(keys)} keys of slot {slot} from "
+                              f"{_node_name(source)} to {address}:{port} failed: {error}; check "
+                              "that the target accepts the operator user") from error
+
+
+def apply_step(step: topology.Step, clients: Mapping[int, redis.Redis], *, username: str,
+               password: str) -> None:
+    """Run one step from topology.next_step with the operator's clients, keyed by pod ordinal.
+
+    ``username`` and ``password`` are the operator user's. The source of a
+    MIGRATE logs in to the target with them. Wait and Blocked do nothing.
+    """
+    def client(ordinal: int) -> redis.Redis:
+        if ordinal not in clients:
+            raise RedisAdminError(f"no connection to pod {ordinal} for step: {step}")
+        return clients[ordinal]
+
+    log.info("cluster step %s", step)
+    if isinstance(step, topology.SetConfigEpoch):
+        set_config_epoch(client(step.ordinal), step.epoch)
+    elif isinstance(step, topology.AddSlots):
+        add_slots(client(step.ordinal), step.slots)
+    elif isinstance(step, topology.Meet):
+        meet(client(step.ordinal), step.address, step.port, step.bus_port)
+    elif isinstance(step, topology.Replicate):
+        cluster_replicate(client(step.ordinal), step.primary_id)
+    elif isinstance(step, topology.MoveSlots):
+        move_slots(client(step.source), client(step.target), source_id=step.source_id,
+                   target_id=step.target_id, target_address=step.target_address,
+                   target_port=step.target_port, slots=step.slots, username=username,
+                   password=password)
+    elif isinstance(step, topology.Forget):
+        for ordinal in step.ordinals:
+            forget(client(ordinal), step.node_id)
+    elif isinstance(step, topology.Reset):
+        cluster_reset(client(step.ordinal))
+    elif not isinstance(step, (topology.Wait, topology.Blocked)):
+        raise TypeError(f"unknown cluster step {step!r}")
