@@ -154,17 +154,22 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
-def local_server_args(sr: spec.SecureRedis, conf_path: Path) -> list[str]:
+def local_server_args(sr: spec.SecureRedis, conf_path: Path,
+                      pod_name: str | None = None) -> list[str]:
     """Return ``server_args`` adapted to this host: the local redis.conf and no pod IP.
 
     In a pod ``--bind $(POD_IP) 127.0.0.1 -::1`` binds the pod IP and loopback.
     This host has no pod IP, and binding 127.0.0.1 twice fails with "Address
     already in use", so the ``$(POD_IP)`` entry is dropped and the rest kept.
+    ``$(POD_NAME)``, which cluster mode uses in the announced host name, is
+    replaced by ``pod_name`` (default: the StatefulSet's pod 0).
     """
     args = server_args(sr)
     assert args[0] == f"{CONF_DIR}/redis.conf", "server_args no longer starts with redis.conf"
     assert "$(POD_IP)" in args, "server_args no longer binds the pod IP"
-    return [str(conf_path)] + [arg for arg in args[1:] if arg != "$(POD_IP)"]
+    pod_name = pod_name or f"{sr.name}-0"
+    return [str(conf_path)] + [arg.replace("$(POD_NAME)", pod_name)
+                               for arg in args[1:] if arg != "$(POD_IP)"]
 
 
 @dataclass
@@ -181,6 +186,8 @@ class RedisServer:
     process: subprocess.Popen
     client_files: dict[str, TLSFiles]
     clients: list[redis.Redis] = field(default_factory=list)
+    # The cluster bus port in cluster mode, else None.
+    bus_port: int | None = None
 
     def __repr__(self) -> str:
         # Short, and without the material, for readable failure reports.
@@ -357,14 +364,22 @@ def _wait_until_ready(process: subprocess.Popen, log_path: Path) -> bool:
     return False
 
 
-def start_redis_server(sr: spec.SecureRedis, directory: Path) -> RedisServer:
-    """Render every file for ``sr`` into ``directory`` and start redis-server on them."""
+def start_redis_server(sr: spec.SecureRedis, directory: Path, *,
+                       material: Material | None = None,
+                       pod_name: str | None = None) -> RedisServer:
+    """Render every file for ``sr`` into ``directory`` and start redis-server on them.
+
+    ``material`` defaults to a fresh ``material.ensure``; the servers of one
+    Redis Cluster share theirs. In cluster mode the server also gets a free
+    bus port, and ``pod_name`` replaces ``$(POD_NAME)`` in its arguments.
+    """
     binary = shutil.which(sr.engine.server_binary)
     if binary is None:
         pytest.fail(f"{sr.engine.server_binary} is not on PATH; install Debian's redis-server "
                     "package (apt-get install redis-server) to run the redis tests")
 
-    material = material_module.ensure(sr, None, now=datetime.now(timezone.utc))
+    if material is None:
+        material = material_module.ensure(sr, None, now=datetime.now(timezone.utc))
     secret_values(material)
     paths = Paths(
         tls_dir=str(directory / "tls"),
@@ -394,14 +409,18 @@ def start_redis_server(sr: spec.SecureRedis, directory: Path) -> RedisServer:
     # A port found free can be taken before redis-server binds it, so retry on a new one.
     for _attempt in range(3):
         port = free_port()
-        write_private_file(conf_path, redis_conf(sr, paths, tls_port=port))
-        argv = [binary] + local_server_args(sr, conf_path)
+        bus_port = free_port() if sr.mode == "cluster" else None
+        if bus_port is None:
+            write_private_file(conf_path, redis_conf(sr, paths, tls_port=port))
+        else:
+            write_private_file(conf_path, redis_conf(sr, paths, tls_port=port, bus_port=bus_port))
+        argv = [binary] + local_server_args(sr, conf_path, pod_name)
         with log_path.open("wb") as log:
             process = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log,
                                        stderr=subprocess.STDOUT, cwd=directory,
                                        preexec_fn=_die_with_parent)
         server = RedisServer(sr, material, directory, paths, port, argv, log_path, process,
-                             client_files)
+                             client_files, bus_port=bus_port)
         if _wait_until_ready(process, log_path):
             return server
         server.stop()
