@@ -171,7 +171,10 @@ def _plan_passwords(sr: SecureRedis, material: Material, annotations: Mapping[st
 
     if phase == "Published":
         published = _parse(current["publishedAt"])
-        if now < published + sr.rotation.grace_period:
+        # "settled" means one converge reached every server after publishing,
+        # so masterauth everywhere is the new replication password before
+        # any server forgets the old one.
+        if now < published + sr.rotation.grace_period or not current.get("settled"):
             return material
         users = {n: _keep_newest(c) for n, c in material.users.items()}
         system = {r: _keep_newest(c) for r, c in material.system.items()}
@@ -209,10 +212,12 @@ def _advance_passwords(sr: SecureRedis, material: Material, observed: Convergenc
                           "they are now published in the users' Secrets"))
         return _with_state(replace(material, users=users, system=system), PASSWORDS,
                            {**current, "phase": "Published", "publishedAt": timestamp(now)})
+    if current["phase"] == "Published" and done and not current.get("settled"):
+        return _with_state(material, PASSWORDS, {**current, "settled": True})
     if current["phase"] == "Removing" and done:
         steps.append(Step(PASSWORDS, IDLE, "old passwords removed from every server; password "
                           "rotation complete"))
-        completed = {k: v for k, v in current.items() if k not in ("publishedAt",)}
+        completed = {k: v for k, v in current.items() if k not in ("publishedAt", "settled")}
         completed.update({"phase": IDLE, "completedAt": timestamp(now)})
         completed.update(_due_field(sr, completed))
         return _with_state(material, PASSWORDS, completed)

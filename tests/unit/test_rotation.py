@@ -64,6 +64,7 @@ def test_same_request_handled_once(sr, start):
     annotations = {rotation.ROTATE_PASSWORDS_ANNOTATION: "now-1"}
     adding, _ = rotation.plan(sr, start, annotations=annotations, now=T0)
     published, _ = rotation.advance(sr, adding, EVERYWHERE, now=T0)
+    published, _ = rotation.advance(sr, published, EVERYWHERE, now=T0)
     removing, _ = rotation.plan(sr, published, annotations=annotations, now=T0 + timedelta(hours=2))
     idle, _ = rotation.advance(sr, removing, EVERYWHERE, now=T0 + timedelta(hours=2))
 
@@ -95,6 +96,10 @@ def test_full_password_cycle(sr, start):
     assert published.users["app"].password == new
     assert published.users["app"].passwords == (old, new)
 
+    unsettled, _ = rotation.plan(sr, published, annotations={}, now=T0 + timedelta(minutes=62))
+    assert phase(unsettled) == "Published"
+    published, _ = rotation.advance(sr, published, EVERYWHERE, now=T0 + timedelta(minutes=2))
+
     early, _ = rotation.plan(sr, published, annotations={}, now=T0 + timedelta(minutes=30))
     assert phase(early) == "Published"
     assert early.users["app"].passwords == (old, new)
@@ -116,7 +121,8 @@ def test_full_password_cycle(sr, start):
 def test_last_password_never_removed(sr, start):
     removing, _ = rotation.plan(sr, start, annotations={}, now=T0)
     forced = rotation._with_state(removing, rotation.PASSWORDS,
-                                  {"phase": "Published", "publishedAt": "2026-06-01T00:00:00Z"})
+                                  {"phase": "Published", "publishedAt": "2026-06-01T00:00:00Z",
+                                   "settled": True})
 
     trimmed, _ = rotation.plan(sr, forced, annotations={}, now=T0)
 
