@@ -80,7 +80,8 @@ def reconcile(kube: Kube, body: Mapping[str, Any], *, now: datetime, context: Re
     report_steps(kube, ref, steps, now=now, logger=logger)
 
     # 3. and 4. Render, and apply what differs.
-    applied, live_children = apply_children(kube, ref, sr, generated, context,
+    replicas = (old_status.get("cluster") or {}).get("requiredPods") if sr.mode == "cluster" else None
+    applied, live_children = apply_children(kube, ref, sr, generated, context, replicas=replicas,
                                             first_run=first_run, now=now, logger=logger)
 
     # 5. Bring the running servers in line; finish rotation phases they allow.
@@ -93,14 +94,14 @@ def reconcile(kube: Kube, body: Mapping[str, Any], *, now: datetime, context: Re
             generated = advanced
             report_steps(kube, ref, steps, now=now, logger=logger)
             more, live_children = apply_children(kube, ref, sr, generated, context,
-                                                 first_run=first_run, now=now, logger=logger)
+                                                 replicas=replicas, first_run=first_run,
+                                                 now=now, logger=logger)
             applied += more
 
     # 6. Read back and compute the status.
     statefulset = kube.get("StatefulSet", sr.namespace, names.statefulset(sr.name))
     status = compute_status(sr, generated, statefulset, live_children, old_status,
-                            redis_facts=observation.facts if observation else None,
-                            generation=generation, now=now)
+                            observation=observation, generation=generation, now=now)
     write_status(kube, sr.namespace, sr.name, old_status, status)
     metrics.set_certificate_expiry(sr.namespace, sr.name, generated.server.not_after, "server")
     metrics.set_certificate_expiry(sr.namespace, sr.name, generated.ca.not_after, "ca")
@@ -115,10 +116,11 @@ APPLY_WORKERS = 6
 
 
 def apply_children(kube: Kube, ref: Ref, sr: spec.SecureRedis, generated: material.Material,
-                   context: RenderContext, *, first_run: bool, now: datetime,
-                   logger) -> tuple[list[str], list[dict]]:
+                   context: RenderContext, *, replicas: int | None = None, first_run: bool,
+                   now: datetime, logger) -> tuple[list[str], list[dict]]:
     """Render every child and apply those whose live copy lacks an owned field."""
-    children = [objects.with_hash(child) for child in render_all(sr, generated, context)]
+    children = [objects.with_hash(child)
+                for child in render_all(sr, generated, context, replicas=replicas)]
     waves = [[c for c in children if c["kind"] not in SECOND_WAVE],
              [c for c in children if c["kind"] in SECOND_WAVE]]
 
@@ -256,9 +258,15 @@ def stall(kube: Kube, ref: Ref, old_status: dict, generation: int | None,
 
 def compute_status(sr: spec.SecureRedis, generated: material.Material, statefulset: dict | None,
                    children: list[dict], old_status: dict, *,
+                   observation: servers.Observation | None = None,
                    redis_facts: checks.RedisFacts | None = None, generation: int | None,
                    now: datetime) -> dict:
-    """Return the full status for the current state of the children."""
+    """Return the full status for the current state of the children.
+
+    The checklist uses ``observation.facts`` when given, else ``redis_facts``.
+    """
+    if observation is not None:
+        redis_facts = observation.facts
     conds = old_status.get("conditions") or []
 
     def put(condition_type: str, value: bool | None, reason: str, message: str) -> None:
@@ -322,8 +330,29 @@ def compute_status(sr: spec.SecureRedis, generated: material.Material, statefuls
     else:
         put(conditions.SECURITY_BASELINE, True, "ChecksPassed", f"{passed}/{total} checks passed")
 
+    cluster_status = old_status.get("cluster")
+    cluster_ok = True
+    if sr.mode == "cluster":
+        if observation and observation.cluster:
+            health = observation.cluster.health
+            cluster_status = {"requiredPods": observation.cluster.required_pods}
+            if observation.cluster.last_step:
+                cluster_status["lastStep"] = observation.cluster.last_step[:512]
+            put(conditions.CLUSTER_HEALTHY, health.healthy, health.reason, health.message)
+            cluster_ok = health.healthy
+        else:
+            put(conditions.CLUSTER_HEALTHY, None, "NoPodsRunning",
+                "no pod runs yet, so the cluster cannot be assessed")
+            cluster_ok = False
+        if pods_ready and not cluster_ok:
+            cluster_condition = conditions.find(conds, conditions.CLUSTER_HEALTHY)
+            put(conditions.RECONCILING, True, "ClusterConverging", cluster_condition["message"])
+
     if not pods_ready:
         put(conditions.READY, False, "PodsNotReady", f"{ready_pods}/{want} pods ready")
+    elif not cluster_ok:
+        cluster_condition = conditions.find(conds, conditions.CLUSTER_HEALTHY)
+        put(conditions.READY, False, "ClusterNotHealthy", cluster_condition["message"])
     elif failed:
         put(conditions.READY, False, "ChecksFailed", "failed: " + ", ".join(failed))
     elif unknown:
@@ -359,6 +388,7 @@ def compute_status(sr: spec.SecureRedis, generated: material.Material, statefuls
         "checks": {"passed": passed, "total": total, "summary": f"{passed}/{total}",
                    "failed": failed},
         "rotations": rotation.status_entries(generated),
+        **({"cluster": cluster_status} if cluster_status else {}),
     }
 
 

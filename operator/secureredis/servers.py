@@ -22,8 +22,11 @@ and carries the checklist facts read from one live server.
 from __future__ import annotations
 
 from dataclasses import dataclass
+import time
 from datetime import datetime
-from . import checks, material, metrics, names, pki, redisadmin, redisconf, rotation, spec
+from typing import Any
+from . import (checks, material, metrics, names, pki, redisadmin, redisconf, rotation, spec,
+               topology)
 from .kube import Kube, Ref
 from .render.services import ROLE_LABEL
 
@@ -48,10 +51,20 @@ class Endpoint:
 
 
 @dataclass(frozen=True)
+class ClusterObservation:
+    """The Redis Cluster as seen after this reconcile's steps."""
+
+    health: topology.Health
+    required_pods: int
+    last_step: str | None = None
+
+
+@dataclass(frozen=True)
 class Observation:
     convergence: rotation.Convergence
     facts: checks.RedisFacts | None
     reachable: int
+    cluster: ClusterObservation | None = None
 
 
 def ordinal(pod_name: str) -> int:
@@ -120,6 +133,7 @@ def converge(kube: Kube | None, ref: Ref | None, sr: spec.SecureRedis,
     facts = None
     reached = 0
     acl_ok = serving_ok = trusts_next_ok = rejects_previous_ok = True
+    clients: dict[int, Any] = {}
     for pod in pods:
         pod_name = pod.name
         try:
@@ -127,6 +141,7 @@ def converge(kube: Kube | None, ref: Ref | None, sr: spec.SecureRedis,
         except redisadmin.RedisAdminError as error:
             logger.info("pod not reachable pod=%s error=%s", pod_name, error)
             continue
+        clients[ordinal(pod_name)] = client
         try:
             acl_ok &= sync_acl(client, acl_lines, known_users, pod_name, logger)
             if sr.mode == "replication" and kube is not None:
@@ -151,7 +166,14 @@ def converge(kube: Kube | None, ref: Ref | None, sr: spec.SecureRedis,
         except redisadmin.RedisAdminError as error:
             logger.warning("redis command failed pod=%s error=%s", pod_name, error)
             acl_ok = False
-        finally:
+
+    cluster = None
+    try:
+        if sr.mode == "cluster":
+            cluster = drive_cluster(kube, ref, sr, generated, pods, clients, now=now,
+                                    logger=logger)
+    finally:
+        for client in clients.values():
             client.close()
 
     all_pods = reached == sr.pod_count and len(pods) == sr.pod_count
@@ -165,7 +187,71 @@ def converge(kube: Kube | None, ref: Ref | None, sr: spec.SecureRedis,
         ),
         facts=facts,
         reachable=reached,
+        cluster=cluster,
     )
+
+
+# A fresh 3x1 bootstrap takes about 15 steps and a shard added or removed
+# about 8; one reconcile runs steps until the cluster matches, a step asks
+# to wait, or this budget is spent, and the next reconcile resumes.
+CLUSTER_STEP_BUDGET = 40
+CLUSTER_TIME_BUDGET_SECONDS = 60.0
+
+
+def drive_cluster(kube: Kube | None, ref: Ref | None, sr: spec.SecureRedis,
+                  generated: material.Material, pods: list[Endpoint], clients: dict[int, Any],
+                  *, now: datetime, logger) -> ClusterObservation:
+    """Run Redis Cluster steps (bootstrap, replicas, resharding, repair) and assess health.
+
+    Every step is planned by ``topology.next_step`` from what the pods report
+    right now, so a half-done bootstrap or slot move resumes where it stopped.
+    """
+    shards, per_shard = sr.cluster.shards, sr.cluster.replicas_per_shard
+    endpoints = {ordinal(p.name): p for p in pods}
+    operator = generated.system["operator"]
+
+    def observe() -> dict[int, topology.PodView]:
+        return {number: redisadmin.observe_pod(clients.get(number), number, endpoint.host,
+                                               endpoint.port, names.BUS_PORT)
+                for number, endpoint in endpoints.items()}
+
+    views = observe()
+    last = None
+    started = time.monotonic()
+    for _ in range(CLUSTER_STEP_BUDGET):
+        step = topology.next_step(shards, per_shard, views)
+        if step is None or isinstance(step, topology.Wait):
+            break
+        if isinstance(step, topology.Blocked):
+            logger.warning("cluster step blocked reason=%s", step)
+            if kube is not None:
+                kube.event(ref, "Warning", "ClusterBlocked", str(step), now)
+            last = str(step)
+            break
+        logger.info("cluster step step=%s", step)
+        try:
+            redisadmin.apply_step(step, clients, username=operator.username,
+                                  password=operator.password)
+        except redisadmin.RedisAdminError as error:
+            logger.warning("cluster step failed step=%s error=%s", step, error)
+            last = f"{step}: {error}"
+            break
+        last = str(step)
+        views = observe()
+        if time.monotonic() - started > CLUSTER_TIME_BUDGET_SECONDS:
+            break
+
+    required = topology.required_pod_count(shards, per_shard, views)
+    health = topology.Health(False, "NoReachablePod", "no pod answered")
+    for number in sorted(clients):
+        try:
+            health = topology.assess_health(redisadmin.cluster_info(clients[number]),
+                                            redisadmin.cluster_nodes(clients[number]),
+                                            shards, per_shard)
+            break
+        except redisadmin.RedisAdminError as error:
+            logger.info("cluster health read failed pod=%d error=%s", number, error)
+    return ClusterObservation(health=health, required_pods=required, last_step=last)
 
 
 def sync_acl(client, lines: list[str], known_users: set[str], pod_name: str, logger) -> bool:

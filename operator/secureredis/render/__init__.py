@@ -21,9 +21,13 @@ from .statefulset import statefulset
 __all__ = ["RenderContext", "render_all"]
 
 
-def render_all(sr: SecureRedis, material: Material,
-               context: RenderContext | None = None) -> list[dict]:
-    """Return every child object of ``sr``."""
+def render_all(sr: SecureRedis, material: Material, context: RenderContext | None = None, *,
+               replicas: int | None = None) -> list[dict]:
+    """Return every child object of ``sr``.
+
+    ``replicas`` overrides the StatefulSet size when it must stay above the
+    spec's, such as while a Redis Cluster shard being removed still owns slots.
+    """
     context = context or RenderContext()
     children: list[dict] = [
         redis_config_map(sr),
@@ -39,7 +43,7 @@ def render_all(sr: SecureRedis, material: Material,
     children.append(client_service(sr))
     if sr.mode == "replication":
         children.append(replicas_service(sr))
-    children.append(statefulset(sr, material))
+    children.append(statefulset(sr, material, replicas=replicas))
     if sr.pdb_enabled:
         children.append(pod_disruption_budget(sr))
     return children

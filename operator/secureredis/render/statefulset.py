@@ -223,10 +223,10 @@ def pod_template(sr: SecureRedis, material: Material) -> dict:
     return {"metadata": {"labels": labels, "annotations": annotations}, "spec": spec}
 
 
-def statefulset(sr: SecureRedis, material: Material) -> dict:
+def statefulset(sr: SecureRedis, material: Material, *, replicas: int | None = None) -> dict:
     spec: dict = {
         "serviceName": names.headless_service(sr.name),
-        "replicas": sr.pod_count,
+        "replicas": max(sr.pod_count, replicas or 0),
         # Redis pods do not depend on each other to start; the operator wires
         # replication and the cluster after they are up.
         "podManagementPolicy": "Parallel",
