@@ -20,7 +20,11 @@ mirror=${SRO_DEBIAN_MIRROR:-http://deb.debian.org/debian}
 keyring=/usr/share/keyrings/debian-archive-keyring.gpg
 debs_cache=$SRO_CACHE/debootstrap-debs
 roots=$SRO_CACHE/rootfs
+# The user each image runs as. build-operator-image.sh, which sources this
+# file for its functions, sets its own before calling debian_root.
 service_uid=999
+service_user=redis
+service_home=/var/lib/redis
 
 archive_path() {
   local name=${1#localhost/secure-redis/}
@@ -61,9 +65,9 @@ debian_root() {
   cp /etc/resolv.conf "$work/etc/resolv.conf"
   # The service user gets a fixed uid before the packages create it with a
   # dynamic one, so pods can name it in runAsUser.
-  chroot "$work" groupadd --system --gid "$service_uid" redis
+  chroot "$work" groupadd --system --gid "$service_uid" "$service_user"
   chroot "$work" useradd --system --uid "$service_uid" --gid "$service_uid" \
-    --home-dir /var/lib/redis --shell /usr/sbin/nologin redis
+    --home-dir "$service_home" --shell /usr/sbin/nologin "$service_user"
 
   local log=$SRO_CACHE/logs/image-$(basename "$work").log
   if ! chroot "$work" /bin/sh -c "apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $*" >"$log" 2>&1; then
@@ -150,10 +154,13 @@ import_all() {
   done
 }
 
-sro_require_root "images.sh"
-case ${1:-} in
-  build) build_all ;;
-  import) build_all; import_all "${2:?images.sh import needs the containerd socket path}" ;;
-  list) all_images ;;
-  *) sro_die "usage: images.sh build | import SOCKET | list" ;;
-esac
+# Sourcing this file only defines the functions above.
+if [[ ${BASH_SOURCE[0]} == "$0" ]]; then
+  sro_require_root "images.sh"
+  case ${1:-} in
+    build) build_all ;;
+    import) build_all; import_all "${2:?images.sh import needs the containerd socket path}" ;;
+    list) all_images ;;
+    *) sro_die "usage: images.sh build | import SOCKET | list" ;;
+  esac
+fi
