@@ -1,0 +1,169 @@
+#!/usr/bin/env python3
+"""Generate docs/api.md, the API reference of SecureRedis, from the CRD.
+
+    hack/gen-api-docs.py            rewrite docs/api.md
+    hack/gen-api-docs.py --check    exit 1 if docs/api.md differs from what
+                                    the CRD produces (a unit test runs this)
+
+Every field of every served version is listed with its full path, type,
+default, limits and description, followed by the CEL validation rules and
+the printer columns. The CRD is the single source: edit it, then run this.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any, Iterator
+
+import yaml
+
+REPO = Path(__file__).resolve().parents[1]
+CRD = REPO / "crds" / "secureredis.yaml"
+OUTPUT = REPO / "docs" / "api.md"
+
+
+def type_of(schema: dict[str, Any]) -> str:
+    """Return a short type for a schema: string, integer, []string, map[string]string, ..."""
+    if schema.get("x-kubernetes-int-or-string"):
+        return "integer or string"
+    kind = schema.get("type", "")
+    if kind == "array":
+        return "[]" + type_of(schema.get("items", {}))
+    if kind == "object" and "additionalProperties" in schema and "properties" not in schema:
+        return "map[string]" + type_of(schema["additionalProperties"])
+    if schema.get("x-kubernetes-preserve-unknown-fields") and kind == "object":
+        return "object (free-form)"
+    if schema.get("format"):
+        return f"{kind} ({schema['format']})"
+    return kind or "any"
+
+
+def limits_of(schema: dict[str, Any]) -> list[str]:
+    """Return the schema's constraints in words, such as "one of: a, b" or "minimum 1"."""
+    found = []
+    if "enum" in schema:
+        found.append("one of: " + ", ".join(f"`{value}`" for value in schema["enum"]))
+    words = {"minimum": "minimum", "maximum": "maximum", "minItems": "at least {} items",
+             "maxItems": "at most {} items", "minLength": "at least {} characters",
+             "maxLength": "at most {} characters", "maxProperties": "at most {} entries"}
+    for key, word in words.items():
+        if key in schema:
+            found.append(word.format(schema[key]) if "{}" in word else f"{word} {schema[key]}")
+    if "pattern" in schema:
+        found.append(f"pattern `{schema['pattern']}`")
+    items = schema.get("items") or {}
+    if "enum" in items:
+        found.append("items one of: " + ", ".join(f"`{value}`" for value in items["enum"]))
+    if schema.get("x-kubernetes-list-type") == "map":
+        keys = ", ".join(schema.get("x-kubernetes-list-map-keys", []))
+        found.append(f"list keyed by {keys}")
+    elif schema.get("x-kubernetes-list-type") == "set":
+        found.append("items unique")
+    return found
+
+
+def walk(schema: dict[str, Any], path: str,
+         required: bool = False) -> Iterator[tuple[str, dict[str, Any], bool]]:
+    """Yield (path, schema, required) for the schema and every field below it."""
+    yield path, schema, required
+    properties = schema.get("properties") or {}
+    needed = set(schema.get("required") or ())
+    for name in properties:
+        yield from walk(properties[name], f"{path}.{name}", name in needed)
+    items = schema.get("items") or {}
+    if items.get("properties"):
+        for name in items["properties"]:
+            yield from walk(items["properties"][name], f"{path}[].{name}",
+                            name in set(items.get("required") or ()))
+
+
+def cell(text: str) -> str:
+    """Return ``text`` as one Markdown table cell."""
+    return " ".join(text.split()).replace("|", "\\|")
+
+
+def rules_of(schema: dict[str, Any], path: str) -> Iterator[tuple[str, str, str]]:
+    """Yield (path, rule, message) for every CEL rule in the schema tree."""
+    for field_path, field, _ in walk(schema, path):
+        for rule in field.get("x-kubernetes-validations") or ():
+            yield field_path, rule["rule"], rule.get("message", "")
+        items = field.get("items") or {}
+        for rule in items.get("x-kubernetes-validations") or ():
+            yield f"{field_path}[]", rule["rule"], rule.get("message", "")
+
+
+def field_table(schema: dict[str, Any], root: str) -> list[str]:
+    lines = ["| Field | Type | Default | Limits | Description |", "|---|---|---|---|---|"]
+    for path, field, required in walk(schema, root):
+        if path == root:
+            continue
+        default = f"`{json.dumps(field['default'])}`" if "default" in field else ""
+        limits = limits_of(field)
+        if required:
+            limits.insert(0, "required")
+        lines.append(f"| `{path}` | {cell(type_of(field))} | {cell(default)} | "
+                     f"{cell('; '.join(limits))} | {cell(field.get('description', ''))} |")
+    return lines
+
+
+def render(crd: dict[str, Any]) -> str:
+    names = crd["spec"]["names"]
+    group = crd["spec"]["group"]
+    lines = [
+        f"# {names['kind']} API reference",
+        "",
+        "<!-- Generated by hack/gen-api-docs.py from crds/secureredis.yaml; do not edit. -->",
+        "",
+        f"Group `{group}`, kind `{names['kind']}`, plural `{names['plural']}`, short names "
+        f"{', '.join(f'`{n}`' for n in names.get('shortNames', []))}, "
+        f"scope {crd['spec']['scope']}. `kubectl explain {names['singular']}.spec` shows the "
+        "same descriptions in a cluster.",
+    ]
+    for version in crd["spec"]["versions"]:
+        if not version.get("served"):
+            continue
+        schema = version["schema"]["openAPIV3Schema"]
+        lines += ["", f"## {group}/{version['name']}", "", cell(schema.get("description", ""))]
+        for section in ("spec", "status"):
+            lines += ["", f"### {section}", "", cell(schema["properties"][section]
+                                                      .get("description", "")), ""]
+            lines += field_table(schema["properties"][section], section)
+
+        lines += ["", "### Validation rules", "",
+                  "The API server checks these CEL rules on every create and update and "
+                  "rejects the object with the message shown.", "",
+                  "| Field | Rule | Message |", "|---|---|---|"]
+        for path, rule, message in rules_of(schema, "<object>"):
+            path = path.removeprefix("<object>.") if path != "<object>" else "(object)"
+            lines.append(f"| `{path}` | `{cell(rule)}` | {cell(message)} |")
+
+        lines += ["", "### Printer columns", "", "| Column | Type | JSONPath | Description |",
+                  "|---|---|---|---|"]
+        for column in version.get("additionalPrinterColumns") or ():
+            lines.append(f"| {column['name']} | {column['type']} | `{column['jsonPath']}` | "
+                         f"{cell(column.get('description', ''))} |")
+    return "\n".join(lines) + "\n"
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--check", action="store_true",
+                        help="exit 1 if docs/api.md is out of date instead of writing it")
+    args = parser.parse_args()
+
+    text = render(yaml.safe_load(CRD.read_text()))
+    if args.check:
+        if not OUTPUT.exists() or OUTPUT.read_text() != text:
+            print(f"{OUTPUT.relative_to(REPO)} is out of date; run hack/gen-api-docs.py",
+                  file=sys.stderr)
+            return 1
+        return 0
+    OUTPUT.write_text(text)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
