@@ -140,17 +140,25 @@ all_images() {
   printf '%s\n' "$PAUSE_IMAGE" "$COREDNS_IMAGE" "$REDIS70_IMAGE" "$REDIS80_IMAGE" "$VALKEY81_IMAGE" "$CLIENT_IMAGE"
 }
 
+# import_all SOCKET: import each image whose archive containerd has not
+# imported yet. containerd's root is cached between runs, so a stamp per
+# image (the archive's size and time) tells a rebuilt archive from the
+# one already imported.
 import_all() {
-  local socket=$1 name present
+  local socket=$1 name present archive stamp stamps=$SRO_CACHE/containerd-root/sro-imports
   [[ -S $socket ]] || sro_die "no containerd socket at $socket; start the node tier with hack/cluster.sh up --tier node"
+  mkdir -p "$stamps"
   present=$(ctr --address "$socket" -n k8s.io images list -q)
   for name in $(all_images); do
-    if grep -qxF "$name" <<<"$present"; then
+    archive=$(archive_path "$name")
+    stamp=$stamps/$(basename "$archive")
+    if grep -qxF "$name" <<<"$present" && [[ $(cat "$stamp" 2>/dev/null) == "$(stat -c '%s %Y' "$archive")" ]]; then
       continue
     fi
     sro_log "images: importing $name"
-    ctr --address "$socket" -n k8s.io images import "$(archive_path "$name")" >/dev/null \
-      || sro_die "ctr images import of $(archive_path "$name") failed; delete the archive to rebuild it"
+    ctr --address "$socket" -n k8s.io images import "$archive" >/dev/null \
+      || sro_die "ctr images import of $archive failed; delete the archive to rebuild it"
+    stat -c '%s %Y' "$archive" >"$stamp"
   done
 }
 
