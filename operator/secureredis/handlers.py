@@ -27,7 +27,7 @@ import kopf
 
 from . import GROUP, PLURAL, VERSION, metrics
 from .kube import Kube
-from .reconcile import reconcile, rotation_in_progress, watch_acl_log
+from .reconcile import needs_attention, reconcile, watch_acl_log
 from .render import RenderContext
 
 ANNOTATION_PREFIX = "secureredis.io"
@@ -102,10 +102,11 @@ def register(registry: kopf.OperatorRegistry, config: OperatorConfig) -> None:
     # after a restart each kind still in ACL LOG is reported once more.
     denials_seen: defaultdict[str, set] = defaultdict(set)
 
-    # While a rotation runs, reconcile every few seconds so its phases follow
-    # the servers closely; otherwise kopf does not run this timer at all.
+    # While a rotation runs or a primary is missing, reconcile every few
+    # seconds so phases and failovers follow the servers closely; otherwise
+    # kopf does not run this timer at all.
     @kopf.timer(GROUP, VERSION, PLURAL, id="rotation", interval=config.rotation_seconds,
-                when=lambda body, **_: rotation_in_progress(dict(body)), registry=registry)
+                when=lambda body, **_: needs_attention(dict(body)), registry=registry)
     def rotation_tick(body: kopf.Body, logger: logging.Logger, **_: Any) -> None:
         run(body, logger)
 

@@ -88,7 +88,8 @@ def reconcile(kube: Kube, body: Mapping[str, Any], *, now: datetime, context: Re
     observation = None
     pods = servers.running_pods(kube, sr)
     if pods:
-        observation = servers.converge(kube, ref, sr, generated, pods, now=now, logger=logger)
+        observation = servers.converge(kube, ref, sr, generated, pods, now=now, logger=logger,
+                                       replication_state=old_status.get("replication"))
         advanced, steps = rotation.advance(sr, generated, observation.convergence, now=now)
         if advanced != generated:
             generated = advanced
@@ -172,6 +173,12 @@ def rotation_in_progress(body: Mapping[str, Any]) -> bool:
     """Return True if the status shows a rotation that is not Idle."""
     entries = (body.get("status") or {}).get("rotations") or []
     return any(entry.get("phase") not in (None, rotation.IDLE) for entry in entries)
+
+
+def needs_attention(body: Mapping[str, Any]) -> bool:
+    """Return True while a rotation runs or a primary is missing: reconcile every few seconds."""
+    replication = (body.get("status") or {}).get("replication") or {}
+    return rotation_in_progress(body) or bool(replication.get("primaryLostSince"))
 
 
 def read_external_passwords(kube: Kube, sr: spec.SecureRedis) -> dict[str, str]:
@@ -389,6 +396,9 @@ def compute_status(sr: spec.SecureRedis, generated: material.Material, statefuls
                    "failed": failed},
         "rotations": rotation.status_entries(generated),
         **({"cluster": cluster_status} if cluster_status else {}),
+        **({"replication": observation.replication}
+           if observation and observation.replication is not None and sr.mode == "replication"
+           else {}),
     }
 
 

@@ -85,6 +85,11 @@ class Step:
     message: str
 
 
+def parse_timestamp(text: str) -> datetime:
+    """Parse a status timestamp such as ``2026-06-01T12:00:00Z``."""
+    return _parse(text)
+
+
 def _parse(text: str) -> datetime:
     return datetime.strptime(text, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=timezone.utc)
 

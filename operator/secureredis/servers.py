@@ -24,7 +24,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 import time
 from datetime import datetime
-from typing import Any
+from typing import Any, Mapping
 from . import (checks, material, metrics, names, pki, redisadmin, redisconf, rotation, spec,
                topology)
 from .kube import Kube, Ref
@@ -65,6 +65,9 @@ class Observation:
     facts: checks.RedisFacts | None
     reachable: int
     cluster: ClusterObservation | None = None
+    # status.replication: the primary's pod name and, while no primary
+    # serves, since when (replication mode only).
+    replication: Mapping[str, Any] | None = None
 
 
 def ordinal(pod_name: str) -> int:
@@ -117,7 +120,8 @@ def connect_endpoint(generated: material.Material, endpoint: Endpoint):
 
 def converge(kube: Kube | None, ref: Ref | None, sr: spec.SecureRedis,
              generated: material.Material, pods: list[Endpoint], *, now: datetime, logger,
-             paths: redisconf.Paths = PATHS) -> Observation:
+             paths: redisconf.Paths = PATHS,
+             replication_state: Mapping[str, Any] | None = None) -> Observation:
     """Bring every server in line with ``generated`` and report what now holds everywhere.
 
     ``paths`` are where the servers read their TLS files (the pod mounts by
@@ -127,7 +131,7 @@ def converge(kube: Kube | None, ref: Ref | None, sr: spec.SecureRedis,
     acl_lines = redisconf.users_acl(sr, generated).splitlines()
     known_users = {line.split(" ")[1] for line in acl_lines}
     config_command = generated.renames.get("config") or "CONFIG"
-    primary = choose_primary(sr, pods)
+    primary = None
     ca_state = rotation.state(generated, rotation.CA)
 
     facts = None
@@ -144,8 +148,6 @@ def converge(kube: Kube | None, ref: Ref | None, sr: spec.SecureRedis,
         clients[ordinal(pod_name)] = client
         try:
             acl_ok &= sync_acl(client, acl_lines, known_users, pod_name, logger)
-            if sr.mode == "replication" and kube is not None:
-                wire_replication(kube, ref, sr, pod, primary, client, now=now, logger=logger)
             if sr.mode in ("replication", "cluster"):
                 redisadmin.config_set(client, config_command, {
                     "masterauth": generated.system["replication"].password})
@@ -160,15 +162,18 @@ def converge(kube: Kube | None, ref: Ref | None, sr: spec.SecureRedis,
                 rejects_previous_ok &= client_ca_check(client, config_command, sr, generated,
                                                        pod, previous, paths,
                                                        want_accepted=False, now=now)
-            if facts is None and (primary is None or pod is primary):
-                facts = redisadmin.gather_facts(client, generated.renames)
             reached += 1
         except redisadmin.RedisAdminError as error:
             logger.warning("redis command failed pod=%s error=%s", pod_name, error)
             acl_ok = False
 
     cluster = None
+    replication = dict(replication_state or {})
     try:
+        if sr.mode == "replication" and kube is not None:
+            replication, primary = drive_replication(kube, ref, sr, pods, clients, replication,
+                                                     now=now, logger=logger)
+        facts = read_facts(generated, pods, clients, primary, logger)
         if sr.mode == "cluster":
             cluster = drive_cluster(kube, ref, sr, generated, pods, clients, now=now,
                                     logger=logger)
@@ -188,7 +193,23 @@ def converge(kube: Kube | None, ref: Ref | None, sr: spec.SecureRedis,
         facts=facts,
         reachable=reached,
         cluster=cluster,
+        replication=replication,
     )
+
+
+def read_facts(generated: material.Material, pods: list[Endpoint], clients: dict[int, Any],
+               primary: Endpoint | None, logger) -> checks.RedisFacts | None:
+    """Read the checklist facts from the primary, else from the first reachable pod."""
+    order = ([primary] if primary else []) + [p for p in pods if p is not primary]
+    for pod in order:
+        client = clients.get(ordinal(pod.name))
+        if client is None:
+            continue
+        try:
+            return redisadmin.gather_facts(client, generated.renames)
+        except redisadmin.RedisAdminError as error:
+            logger.warning("reading checklist facts failed pod=%s error=%s", pod.name, error)
+    return None
 
 
 # A fresh 3x1 bootstrap takes about 15 steps and a shard added or removed
@@ -317,22 +338,80 @@ def client_ca_check(client, config_command: str, sr: spec.SecureRedis,
     return accepted() == want_accepted
 
 
-def choose_primary(sr: spec.SecureRedis, pods: list[Endpoint]) -> Endpoint | None:
-    """Return the pod that should be primary: the labelled one, else the first by ordinal."""
-    if sr.mode != "replication" or not pods:
-        return None
+def drive_replication(kube: Kube, ref: Ref, sr: spec.SecureRedis, pods: list[Endpoint],
+                      clients: dict[int, Any], state: dict[str, Any], *, now: datetime,
+                      logger) -> tuple[dict[str, Any], Endpoint | None]:
+    """Keep one primary with every other pod replicating it; fail over when it is gone.
+
+    Every pod starts as a replica of the client Service, which selects only
+    the pod labelled primary. A primary that restarts therefore comes back
+    as an empty replica instead of wiping its replicas with an empty data
+    set. When no labelled, reachable primary serves for
+    ``spec.replication.failoverAfter``, the reachable pod with the highest
+    replication offset is promoted. Returns the new status.replication and
+    the primary, if any.
+    """
+    views = {}
     for pod in pods:
-        if pod.role_label == "primary":
-            return pod
-    return pods[0]
+        client = clients.get(ordinal(pod.name))
+        if client is None:
+            continue
+        try:
+            role, following = redisadmin.role(client)
+            info = redisadmin.replication_info(client)
+        except redisadmin.RedisAdminError as error:
+            logger.info("replication state unreadable pod=%s error=%s", pod.name, error)
+            continue
+        views[pod.name] = (pod, client, role, following, int(info.get("master_repl_offset", 0)))
+
+    labelled = [v for v in views.values() if v[0].role_label == "primary" and v[2] == "primary"]
+    primary = max(labelled, key=lambda v: v[4])[0] if labelled else None
+
+    if primary is None and views:
+        ever_had_primary = bool(state.get("primary"))
+        if not ever_had_primary:
+            # A new deployment: every pod is empty, so the lowest ordinal leads.
+            primary = min((v[0] for v in views.values()), key=lambda p: ordinal(p.name))
+        else:
+            lost_since = state.get("primaryLostSince") or conditions_timestamp(now)
+            state = {**state, "primaryLostSince": lost_since}
+            waited = now - rotation.parse_timestamp(lost_since)
+            if waited < sr.failover_after:
+                logger.warning("primary unavailable pod=%s waited_seconds=%d", state["primary"],
+                               waited.total_seconds())
+                return state, None
+            best = max(views.values(), key=lambda v: (v[4], -ordinal(v[0].name)))
+            primary = best[0]
+            message = (f"primary {state['primary']} was unavailable for "
+                       f"{int(waited.total_seconds())} s; promoted {primary.name}, the most "
+                       f"up-to-date pod (replication offset {best[4]})")
+            kube.event(ref, "Warning", "PrimaryPromoted", message, now)
+            logger.warning("promoted a new primary pod=%s offset=%d", primary.name, best[4])
+
+    if primary is None:
+        return state, None
+
+    # Replicas first, so that two pods never both carry the primary label.
+    ordered = sorted(views.values(), key=lambda v: v[0] is primary)
+    for pod, client, role, following, _ in ordered:
+        try:
+            wire_replication(kube, ref, sr, pod, primary, client, role, following, now=now,
+                             logger=logger)
+        except redisadmin.RedisAdminError as error:
+            logger.warning("wiring replication failed pod=%s error=%s", pod.name, error)
+    return {"primary": primary.name}, primary
+
+
+def conditions_timestamp(moment: datetime) -> str:
+    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def wire_replication(kube: Kube, ref: Ref, sr: spec.SecureRedis, pod: Endpoint,
-                     primary: Endpoint, client, *, now: datetime, logger) -> None:
+                     primary: Endpoint, client, current_role: str, following: str | None, *,
+                     now: datetime, logger) -> None:
     """Make ``pod`` follow ``primary`` (or lead, if it is the primary) and label its role."""
     pod_name = pod.name
     primary_host = primary.server_hostname
-    current_role, following = redisadmin.role(client)
 
     if pod is primary:
         wanted_label = "primary"

@@ -217,6 +217,9 @@ class SecureRedis:
     pdb_max_unavailable: int
     metrics: Metrics
     cluster_domain: str
+    # Replication mode: how long no primary may serve before the operator
+    # promotes the most up-to-date replica.
+    failover_after: timedelta = timedelta(seconds=30)
 
     @property
     def pod_count(self) -> int:
@@ -341,6 +344,16 @@ def load(obj: Mapping[str, Any]) -> SecureRedis:
         errors.add("spec.clusterDomain", f"{cluster_domain!r} is not a DNS domain; "
                    "use the cluster's domain, usually cluster.local")
 
+    replication = _mapping(spec.get("replication"))
+    if replication and mode != "replication":
+        errors.add("spec.replication", f"is only used in replication mode; remove it or set "
+                   f"spec.mode to replication (spec.mode is {mode!r})")
+    failover_after = errors.duration("spec.replication.failoverAfter",
+                                     replication.get("failoverAfter"), timedelta(seconds=30))
+    if failover_after < timedelta(seconds=5):
+        errors.add("spec.replication.failoverAfter", "must be at least 5s, so a pod restart "
+                   "or a short network blip does not cause a failover")
+
     if errors.errors:
         raise SpecError(errors.errors)
 
@@ -368,6 +381,7 @@ def load(obj: Mapping[str, Any]) -> SecureRedis:
         pdb_max_unavailable=pdb_max_unavailable,
         metrics=metrics,
         cluster_domain=cluster_domain,
+        failover_after=failover_after,
     )
 
 

@@ -6,7 +6,7 @@ import pytest
 
 from secureredis import names
 from support.cluster import wait_until
-from support.operator import secure_redis
+from support.operator import events, get, secure_redis
 
 from e2e_helpers import (cli, connect_pod, operator_access, service_host, start_client,
                          wait_ready)
@@ -17,6 +17,7 @@ NAME = "sessions"
 SPEC = {
     "mode": "replication",
     "replicas": 2,
+    "replication": {"failoverAfter": "10s"},
     "acl": {"users": [{"name": "session_app", "rules": ["~session:*", "+@read", "+@write"]}]},
 }
 
@@ -62,3 +63,31 @@ def test_status_passes_every_check(deployed):
 
     assert checks["failed"] == []
     assert checks["passed"] == checks["total"]
+
+
+def test_primary_loss_promotes_replica(node_cluster, namespace, deployed):
+    pod = start_client(node_cluster, namespace, "app", names.user_secret(NAME, "session_app"),
+                       {names.client_label(NAME): "true"})
+    host = service_host(NAME, namespace)
+    assert cli(node_cluster, namespace, pod, host, "SET", "session:before", "kept").stdout.strip() == "OK"
+    access = operator_access(node_cluster, namespace, NAME)
+    replica = connect_pod(node_cluster, namespace, NAME, 1, access)
+    try:
+        wait_until(lambda: replica.info("replication").get("master_link_status") == "up", 60,
+                   message="replica in sync before the failure")
+    finally:
+        replica.close()
+
+    node_cluster.kubectl("-n", namespace, "delete", "pod", f"{NAME}-0", "--wait=false")
+
+    def promoted() -> bool:
+        status = get(node_cluster, namespace, "secureredis", NAME)["status"]
+        return (status.get("replication") or {}).get("primary") == f"{NAME}-1"
+
+    wait_until(promoted, 180, interval=2, message="the replica promoted")
+    assert events(node_cluster, namespace, "PrimaryPromoted")
+    wait_until(lambda: cli(node_cluster, namespace, pod, host, "SET", "session:after",
+                           "written").stdout.strip() == "OK", 60, interval=2,
+               message="clients of the client Service write again")
+    assert cli(node_cluster, namespace, pod, host, "GET", "session:before").stdout.strip() == "kept"
+    wait_ready(node_cluster, namespace, NAME)

@@ -66,6 +66,12 @@ def server_args(sr: SecureRedis) -> list[str]:
         hostname = (f"$(POD_NAME).{names.headless_service(sr.name)}.{sr.namespace}.svc."
                     f"{sr.cluster_domain}")
         args += ["--cluster-announce-hostname", hostname]
+    if sr.mode == "replication":
+        # Every pod starts as a replica of the client Service, which selects
+        # only the labelled primary. A primary that restarts empty thus waits
+        # as a replica instead of handing its empty data set to the others.
+        service = f"{names.client_service(sr.name)}.{sr.namespace}.svc.{sr.cluster_domain}"
+        args += ["--replicaof", service, str(names.CLIENT_PORT)]
     return args
 
 
