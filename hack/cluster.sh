@@ -254,6 +254,20 @@ source "$SRO_HACK/lib/node.sh"
 
 # ---------------------------------------------------------------- main
 
+# live_node_tier: print the name of the node tier whose API server runs, if any.
+live_node_tier() {
+  local env_file other
+  for env_file in "$SRO_RUN"/*/cluster.env; do
+    [[ -f $env_file ]] && grep -q '^SRO_TIER=node$' "$env_file" || continue
+    other=$(basename "$(dirname "$env_file")")
+    if (state=$SRO_RUN/$other && process_alive kube-apiserver); then
+      echo "$other"
+      return 0
+    fi
+  done
+  return 1
+}
+
 cluster_running() {
   [[ -f $state/cluster.env ]] && process_alive kube-apiserver
 }
@@ -281,6 +295,7 @@ do_up() {
   fi
   mkdir -p "$state"
   chmod 700 "$state"
+  echo "$tier" >"$state/tier"
   local start=$SECONDS
   # A failed start leaves nothing running behind it.
   trap 'on_failed_up' EXIT
@@ -307,6 +322,14 @@ on_failed_up() {
 }
 
 do_down() {
+  # The tier that was started decides what to stop, whatever --tier says.
+  if [[ -f $state/tier ]]; then
+    tier=$(<"$state/tier")
+  fi
+  if [[ $tier == node && ! -d $state ]] && live_node_tier >/dev/null; then
+    sro_log "nothing to stop: $state does not exist, and the bridge belongs to the running node tier \"$(live_node_tier)\""
+    return 0
+  fi
   if [[ $tier == node ]]; then
     # Runs even without a state directory: a crashed run can leave the
     # bridge and iptables chains behind after its state is gone.
