@@ -162,11 +162,16 @@ def local_server_args(sr: spec.SecureRedis, conf_path: Path,
     This host has no pod IP, and binding 127.0.0.1 twice fails with "Address
     already in use", so the ``$(POD_IP)`` entry is dropped and the rest kept.
     ``$(POD_NAME)``, which cluster mode uses in the announced host name, is
-    replaced by ``pod_name`` (default: the StatefulSet's pod 0).
+    replaced by ``pod_name`` (default: the StatefulSet's pod 0). In replication
+    mode a pod starts as a replica of the client Service, a name this host
+    cannot resolve; tests wire replication themselves, so that is dropped.
     """
     args = server_args(sr)
     assert args[0] == f"{CONF_DIR}/redis.conf", "server_args no longer starts with redis.conf"
     assert "$(POD_IP)" in args, "server_args no longer binds the pod IP"
+    if "--replicaof" in args:
+        at = args.index("--replicaof")
+        args = args[:at] + args[at + 3:]
     pod_name = pod_name or f"{sr.name}-0"
     return [str(conf_path)] + [arg.replace("$(POD_NAME)", pod_name)
                                for arg in args[1:] if arg != "$(POD_IP)"]

@@ -566,6 +566,9 @@ def test_server_args(rendered):
     assert args[0] == "/etc/redis/conf/redis.conf"
     assert "$(POD_IP)" in args
     assert ("--cluster-announce-hostname" in args) == (sr.mode == "cluster")
+    # Replication pods start as replicas of the client Service, which selects
+    # only the labelled primary.
+    assert ("--replicaof" in args) == (sr.mode == "replication")
 
 
 def test_probe_reads_mounted_password(rendered):
