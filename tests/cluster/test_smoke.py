@@ -46,7 +46,13 @@ def pod(name, labels=None, command=None, image=CLIENT_IMAGE, owner=None):
 
 
 def http_server(name, labels):
-    return pod(name, labels, ["python3", "-m", "http.server", str(HTTP_PORT), "--directory", "/tmp"])
+    """A Pod serving HTTP on HTTP_PORT, Ready only once the port accepts connections."""
+    manifest = pod(name, labels, ["python3", "-m", "http.server", str(HTTP_PORT), "--directory", "/tmp"])
+    manifest["spec"]["containers"][0]["readinessProbe"] = {
+        "tcpSocket": {"port": HTTP_PORT},
+        "periodSeconds": 1,
+    }
+    return manifest
 
 
 def pod_ip(cluster, namespace, name):
