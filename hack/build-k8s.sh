@@ -13,8 +13,12 @@
 #
 # With KUBEBUILDER_ASSETS pointing at envtest binaries (etcd and
 # kube-apiserver), the control-plane tier takes etcd from there and skips
-# building it; the controller manager is not part of envtest, so the
+# building it. The controller manager is not part of envtest, so the
 # Kubernetes binary is still built.
+
+# The whole script is one block, so bash parses it completely before
+# running it: editing the file while it runs cannot change a running call.
+{
 set -euo pipefail
 
 source "$(dirname "${BASH_SOURCE[0]}")/lib/common.sh"
@@ -23,7 +27,7 @@ tier=node
 while (($#)); do
   case $1 in
     --tier) tier=${2:?--tier needs control-plane or node}; shift 2 ;;
-    -h|--help) sed -n '2,18p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,17p' "$0"; exit 0 ;;
     *) sro_die "build-k8s.sh: unknown argument '$1' (expected --tier control-plane|node)" ;;
   esac
 done
@@ -121,3 +125,5 @@ if [[ $tier == node ]]; then
   build_component pause "$PAUSE_DIR" pause \
     env -C "$SRO_HACK/pause" "${go_build[@]}" -o "$PAUSE_DIR/bin/pause.tmp" .
 fi
+exit
+}

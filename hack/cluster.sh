@@ -26,6 +26,10 @@
 # NAME (default: the tier) names the state directory $SRO_RUN/NAME, so
 # several control-plane tiers can run side by side. `up` prints how to use
 # the cluster; `env` prints the same shell assignments again.
+
+# The whole script is one block, so bash parses it completely before
+# running it: editing the file while it runs cannot change a running call.
+{
 set -euo pipefail
 
 source "$(dirname "${BASH_SOURCE[0]}")/lib/common.sh"
@@ -41,7 +45,7 @@ BRIDGE=sro0
 NODE_NAME=sro-node
 
 usage() {
-  sed -n '2,/^set -euo/p' "$0" | sed '$d' >&2
+  sed -n '2,/^# The whole script/p' "$0" | sed '$d' >&2
   exit 2
 }
 
@@ -371,3 +375,5 @@ case $action in
   down) sro_require_root "cluster.sh down"; do_down ;;
   env) do_env ;;
 esac
+exit
+}
