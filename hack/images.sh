@@ -34,7 +34,8 @@ archive_path() {
 # base_root SUITE: print the path of a cached minbase root for SUITE,
 # creating it first if needed.
 base_root() {
-  local suite=$1 dir=$roots/$suite-minbase
+  local suite=$1
+  local dir=$roots/$suite-minbase
   if [[ ! -f $dir/.complete ]]; then
     sro_log "images: debootstrap $suite (minbase) into $dir"
     rm -rf "$dir"

@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # Shared settings for the cluster scripts in hack/. Source it; do not run it.
 #
 # SRO_CACHE  built binaries and image tarballs, kept between runs

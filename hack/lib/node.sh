@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # The node tier of hack/cluster.sh: network, containerd, kubelet, kube-proxy,
 # kube-scheduler, kube-router and CoreDNS. Sourced by cluster.sh, which
 # defines $state, the address constants and the control-plane functions.

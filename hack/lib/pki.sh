@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # Certificates and kubeconfigs of a local cluster. Source it; do not run it.
 # Every key is ECDSA P-256, every certificate lives 30 days (a cluster is
 # torn down long before), and every private key file is readable by root only.

@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # Starting, waiting for and stopping the processes of a local cluster.
 # Source it; do not run it. Needs $state (the cluster's state directory).
 
