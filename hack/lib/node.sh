@@ -268,6 +268,7 @@ up_node() {
   start_api_relay
   start_scheduler
   start_containerd
+  remove_stale_containers
   "$SRO_HACK/images.sh" import "$state/containerd/containerd.sock"
   start_kubelet
   wait_until kubelet 90 node_ready
@@ -301,6 +302,21 @@ kill_containers() {
   for id in $(ctr --address "$socket" -n k8s.io containers list -q 2>/dev/null); do
     ctr --address "$socket" -n k8s.io tasks delete -f "$id" >/dev/null 2>&1 || true
     ctr --address "$socket" -n k8s.io containers delete "$id" >/dev/null 2>&1 || true
+  done
+}
+
+# remove_stale_containers: delete the containers that a run which ended
+# without `down` (a reboot, a killed CI job) left in the cached containerd
+# root, and their network namespaces, before the kubelet would trip over them.
+remove_stale_containers() {
+  local netns_paths path
+  netns_paths=$(sandbox_netns_paths)
+  [[ -n $(ctr --address "$state/containerd/containerd.sock" -n k8s.io containers list -q) ]] || return 0
+  sro_log "containerd: removing containers left by an earlier run"
+  kill_containers
+  for path in $netns_paths; do
+    umount "$path" 2>/dev/null || true
+    rm -f "$path"
   done
 }
 
