@@ -286,6 +286,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     registry = kopf.OperatorRegistry()
     handlers.register(registry, handlers.OperatorConfig(
         resync_seconds=args.resync_interval,
+        namespaces=tuple(args.namespace),
         acl_log_seconds=args.acl_log_interval,
         kubeconfig=args.kubeconfig,
         context=RenderContext(operator_namespace=args.operator_namespace),

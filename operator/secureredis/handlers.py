@@ -2,15 +2,17 @@
 
 Handlers are registered into a registry passed in by the caller, so the
 command line can set the resync interval and tests can run the operator with
-a short one. Create, update, resume and a resync timer all run the same
-idempotent reconcile. A per-object lock keeps the timer and an event handler
-from reconciling one object at the same time.
+a short one. Create, update and resume events, and the periodic resyncs of
+``resync.Resyncer``, all run the same idempotent reconcile. A per-object
+lock keeps a resync and an event handler from reconciling one object at the
+same time.
 
 kopf's own bookkeeping (the last handled spec, handler progress) lives in
-annotations under ``secureredis.io/``, and its finalizer is
-``secureredis.io/finalizer``; no handler requires a finalizer, so deleting a
-SecureRedis is never blocked and its children go with it through owner
-references.
+annotations under ``secureredis.io/``, and its finalizer would be
+``secureredis.io/finalizer``. No handler requires one (kopf timers would,
+which is why resyncs run outside kopf), so deleting a SecureRedis is never
+blocked, even with the operator stopped, and its children go with it
+through owner references.
 """
 
 from __future__ import annotations
@@ -21,13 +23,14 @@ import time
 from collections import defaultdict
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import Any, Callable
+from typing import Any, Callable, Mapping
 
 import kopf
 
 from . import GROUP, PLURAL, VERSION, metrics
 from .kube import Kube
-from .reconcile import needs_attention, reconcile, watch_acl_log
+from .reconcile import reconcile, watch_acl_log
+from .resync import Intervals, Resyncer
 from .render import RenderContext
 
 ANNOTATION_PREFIX = "secureredis.io"
@@ -37,6 +40,7 @@ FINALIZER = "secureredis.io/finalizer"
 @dataclass(frozen=True)
 class OperatorConfig:
     resync_seconds: float = 60.0
+    namespaces: tuple[str, ...] = ()
     acl_log_seconds: float = 30.0
     rotation_seconds: float = 5.0
     kubeconfig: str | None = None
@@ -68,8 +72,8 @@ def register(registry: kopf.OperatorRegistry, config: OperatorConfig) -> None:
             state["kube"] = Kube.from_environment(config.kubeconfig)
         return state["kube"]
 
-    def run(body: kopf.Body, logger: logging.Logger) -> None:
-        namespace, name = body.metadata.namespace, body.metadata.name
+    def run(body: Mapping[str, Any], logger: logging.Logger | logging.LoggerAdapter) -> None:
+        namespace, name = body["metadata"]["namespace"], body["metadata"]["name"]
         client = kube()
         with locks[f"{namespace}/{name}"]:
             started, writes_before = time.monotonic(), client.writes
@@ -91,33 +95,36 @@ def register(registry: kopf.OperatorRegistry, config: OperatorConfig) -> None:
     @kopf.on.update(GROUP, VERSION, PLURAL, id="reconcile", registry=registry)
     @kopf.on.resume(GROUP, VERSION, PLURAL, id="reconcile", registry=registry)
     def on_change(body: kopf.Body, logger: logging.Logger, **_: Any) -> None:
-        run(body, logger)
+        run(dict(body), logger)
+        resyncer.mark_reconciled(f"{body.metadata.namespace}/{body.metadata.name}")
 
-    @kopf.timer(GROUP, VERSION, PLURAL, id="resync", interval=config.resync_seconds,
-                initial_delay=config.resync_seconds, registry=registry)
-    def resync(body: kopf.Body, logger: logging.Logger, **_: Any) -> None:
-        run(body, logger)
+    # Kinds of ACL denial already reported, with the count last seen, per
+    # SecureRedis. Kept in memory, so after a restart each kind still in ACL
+    # LOG is reported once more.
+    denials_seen: defaultdict[str, dict] = defaultdict(dict)
 
-    # Kinds of ACL denial already reported, per SecureRedis. Kept in memory, so
-    # after a restart each kind still in ACL LOG is reported once more.
-    denials_seen: defaultdict[str, set] = defaultdict(set)
+    def watch(body: Mapping[str, Any], logger: logging.LoggerAdapter) -> None:
+        metadata = body["metadata"]
+        key = f"{metadata['namespace']}/{metadata['name']}"
+        watch_acl_log(kube(), body, denials_seen[key], now=config.clock(), logger=logger)
 
-    # While a rotation runs or a primary is missing, reconcile every few
-    # seconds so phases and failovers follow the servers closely; otherwise
-    # kopf does not run this timer at all.
-    @kopf.timer(GROUP, VERSION, PLURAL, id="rotation", interval=config.rotation_seconds,
-                when=lambda body, **_: needs_attention(dict(body)), registry=registry)
-    def rotation_tick(body: kopf.Body, logger: logging.Logger, **_: Any) -> None:
-        run(body, logger)
+    resyncer = Resyncer(kube, list(config.namespaces),
+                        Intervals(config.resync_seconds, config.rotation_seconds,
+                                  config.acl_log_seconds),
+                        reconcile=lambda body, logger: run(body, logger), watch_acl_log=watch)
 
-    @kopf.timer(GROUP, VERSION, PLURAL, id="acl-log", interval=config.acl_log_seconds,
-                initial_delay=config.acl_log_seconds, registry=registry)
-    def acl_log(body: kopf.Body, logger: logging.Logger, **_: Any) -> None:
-        key = f"{body.metadata.namespace}/{body.metadata.name}"
-        watch_acl_log(kube(), dict(body), denials_seen[key], now=config.clock(), logger=logger)
+    @kopf.on.startup(registry=registry)
+    def start_resync(**_: Any) -> None:
+        resyncer.start()
+
+    @kopf.on.cleanup(registry=registry)
+    def stop_resync(**_: Any) -> None:
+        resyncer.stop()
 
     @kopf.on.delete(GROUP, VERSION, PLURAL, id="deleted", optional=True, registry=registry)
     def on_delete(body: kopf.Body, logger: logging.Logger, **_: Any) -> None:
+        key = f"{body.metadata.namespace}/{body.metadata.name}"
         metrics.forget(body.metadata.namespace, body.metadata.name)
-        denials_seen.pop(f"{body.metadata.namespace}/{body.metadata.name}", None)
+        denials_seen.pop(key, None)
+        resyncer.forget(key)
         logger.info("deleted; children follow through owner references")

@@ -138,8 +138,13 @@ class Kube:
 
     def list(self, kind: str, namespace: str, label_selector: dict[str, str]) -> list[dict]:
         selector = ",".join(f"{key}={value}" for key, value in sorted(label_selector.items()))
-        result = self.request("GET", resource_path(kind, namespace),
-                              query={"labelSelector": selector})
+        query = {"labelSelector": selector} if selector else None
+        result = self.request("GET", resource_path(kind, namespace), query=query)
+        return (result or {}).get("items", [])
+
+    def list_all(self, kind: str) -> list[dict]:
+        """List every object of a kind in all namespaces."""
+        result = self.request("GET", resource_path(kind, None))
         return (result or {}).get("items", [])
 
     def apply(self, obj: dict) -> dict:

@@ -155,8 +155,8 @@ def report_steps(kube: Kube, ref: Ref, steps: list[rotation.Step], *, now: datet
         kube.event(ref, "Normal", f"Rotation{step.phase}", f"{step.kind}: {step.message}", now)
 
 
-def watch_acl_log(kube: Kube, body: Mapping[str, Any], seen: set[tuple[str, str, str]], *,
-                  now: datetime, logger) -> int:
+def watch_acl_log(kube: Kube, body: Mapping[str, Any], seen: dict, *, now: datetime,
+                  logger) -> int:
     """Report new kinds of ACL denial on the pods of ``body``; see servers.watch_acl_log."""
     try:
         sr = spec.load(body)

@@ -432,12 +432,13 @@ def wire_replication(kube: Kube, ref: Ref, sr: spec.SecureRedis, pod: Endpoint,
 
 
 def watch_acl_log(kube: Kube, ref: Ref, sr: spec.SecureRedis, generated: material.Material,
-                  seen: set[tuple[str, str, str]], *, now: datetime, logger) -> int:
+                  seen: dict[tuple[str, str, str, str], int], *, now: datetime, logger) -> int:
     """Read ACL LOG on every ready pod and raise one Warning Event per new kind of denial.
 
-    A kind is (user, reason, object); ``seen`` holds the kinds already
-    reported for this SecureRedis and is updated in place. Returns the number
-    of new kinds. Entries carry no secret: Redis logs the user name, the
+    A kind is (user, reason, object). ``seen`` maps each kind and pod already
+    reported to the count Redis showed last time, and is updated in place, so
+    the denial metric grows by the new denials only. Returns the number of
+    new kinds. Entries carry no secret: Redis logs the user name, the
     reason and the denied command, key or channel, never a password.
     """
     new_kinds = 0
@@ -458,19 +459,24 @@ def watch_acl_log(kube: Kube, ref: Ref, sr: spec.SecureRedis, generated: materia
         finally:
             client.close()
 
+        reported = {kind[:3] for kind in seen}
         for entry in entries:
-            kind = (str(entry.get("username", "")), str(entry.get("reason", "")),
-                    str(entry.get("object", "")))
-            if kind in seen:
+            user, reason, denied = (str(entry.get("username", "")), str(entry.get("reason", "")),
+                                    str(entry.get("object", "")))
+            count = int(entry.get("count", 1) or 1)
+            key = (user, reason, denied, pod_name)
+            # ACL LOG groups repeats into one entry and counts them.
+            grown = count - seen.get(key, 0)
+            if grown > 0:
+                metrics.count_acl_denials(sr.namespace, sr.name, user, reason, grown)
+            seen[key] = count
+            if (user, reason, denied) in reported:
                 continue
-            seen.add(kind)
+            reported.add((user, reason, denied))
             new_kinds += 1
-            user, reason, denied = kind
             message = (f"ACL denied user {user!r}: reason {reason}, object {denied!r} "
-                       f"({entry.get('count', 1)} times on pod {pod_name})")
+                       f"({count} times on pod {pod_name})")
             kube.event(ref, "Warning", "ACLDenied", message, now)
-            metrics.count_acl_denials(sr.namespace, sr.name, user, reason,
-                                      int(entry.get("count", 1) or 1))
             logger.warning("acl denial user=%s reason=%s object=%s pod=%s", user, reason,
                            denied, pod_name)
     return new_kinds

@@ -140,11 +140,11 @@ def test_resyncs_make_no_writes(control_plane, namespace, operator):
         return state
 
     before = snapshot()
-    resyncs_before = operator.count("Timer 'resync' succeeded")
+    resyncs_before = operator.count("resync finished")
     wait_seconds(11 * operator.resync_seconds)
     after = snapshot()
 
-    assert operator.count("Timer 'resync' succeeded") - resyncs_before >= 10
+    assert operator.count("resync finished") - resyncs_before >= 10
     assert after == before
     assert operator.count("updated child") == 0
     assert operator.count("restored drifted child") == 0
@@ -156,9 +156,10 @@ def test_restart_regenerates_nothing(control_plane, namespace, operator):
     secrets = [name for kind, name in CHILDREN if kind == "secret"]
     before = {name: secret_digest(control_plane, namespace, name) for name in secrets}
 
+    resyncs = operator.count("resync finished")
     operator.kill()
     operator.start()
-    wait_until(lambda: operator.count("Timer 'resync' succeeded") >= 2, 60,
+    wait_until(lambda: operator.count("resync finished") >= resyncs + 2, 60,
                message="two resyncs after the restart")
 
     after = {name: secret_digest(control_plane, namespace, name) for name in secrets}
@@ -262,3 +263,16 @@ def test_delete_removes_children(control_plane, namespace, operator):
         return not any(get(control_plane, namespace, kind, name) for kind, name in CHILDREN)
 
     wait_until(all_gone, 60, message="children garbage-collected")
+
+
+def test_delete_without_operator(control_plane, namespace, operator):
+    deploy(control_plane, namespace)
+    wait_until(lambda: all_children_exist(control_plane, namespace), 30, message="children")
+    owner = get(control_plane, namespace, "secureredis", NAME)
+    operator.stop()
+
+    # No finalizer: a SecureRedis goes away even when no operator runs.
+    assert owner["metadata"].get("finalizers", []) == []
+    control_plane.kubectl("-n", namespace, "delete", "secureredis", NAME, "--wait=true",
+                          "--timeout=30s", timeout=60)
+    assert get(control_plane, namespace, "secureredis", NAME) is None

@@ -48,6 +48,9 @@ class OperatorProcess:
             "--kubeconfig", str(self.cluster.kubeconfig),
             "--namespace", self.namespace,
             "--resync-interval", str(self.resync_seconds),
+            # Several operators may run side by side; none needs metrics.
+            "--metrics-port", "0",
+            "--verbose",
         ]
         log = open(self.log_path, "ab")
         self.process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT,
