@@ -156,3 +156,17 @@ def test_certificate_rotation_no_failures(node_cluster, namespace, operator, dep
     assert results["operations"] > 1000
     assert status["tls"]["serial"] != serial_before
     wait_ready(node_cluster, namespace, NAME)
+
+
+def test_ca_rotation_no_failures(node_cluster, namespace, operator, deployed):
+    ca_before = get(node_cluster, namespace, "secret", names.tls_secret(NAME))["data"]["ca.crt"]
+
+    results = rotate_under_load(node_cluster, namespace, operator, rotation.CA,
+                                rotation.ROTATE_CA_ANNOTATION, "Reissued", 480)
+
+    ca_after = get(node_cluster, namespace, "secret", names.tls_secret(NAME))["data"]["ca.crt"]
+    assert results.get("returncode") == 0, results.get("stderr")
+    assert results["failures"] == 0, results["errors"]
+    assert results["operations"] > 1000
+    assert ca_after != ca_before
+    wait_ready(node_cluster, namespace, NAME)

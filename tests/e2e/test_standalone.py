@@ -122,3 +122,19 @@ def test_operator_reaches_pod(node_cluster, namespace, deployed):
         assert client.execute_command("ACL", "WHOAMI") == access.username
     finally:
         client.close()
+
+
+def test_operator_serves_metrics(node_cluster, namespace, operator, deployed):
+    if not hasattr(operator, "metrics_url"):
+        pytest.skip("the operator runs on the host without metrics (SRO_E2E_OPERATOR=host)")
+
+    import urllib.request
+
+    text = urllib.request.urlopen(operator.metrics_url(), timeout=10).read().decode()
+
+    for metric in ("secure_redis_reconciles_total", "secure_redis_reconcile_duration_seconds",
+                   "secure_redis_reconcile_errors_total", "secure_redis_rotations_total",
+                   "secure_redis_certificate_expiry_timestamp_seconds",
+                   "secure_redis_acl_denials_total", "secure_redis_api_writes_total"):
+        assert metric in text, metric
+    assert f'namespace="{namespace}"' in text
