@@ -63,7 +63,7 @@ ANNOTATIONS = {PASSWORDS: ROTATE_PASSWORDS_ANNOTATION,
 
 @dataclass(frozen=True)
 class Convergence:
-    """What the operator observed on the servers after bringing them in line.
+    """Observations of the servers after the operator brought them in line.
 
     ``all_pods`` is True only when every pod of the deployment was reached;
     the other flags mean "on every pod".
@@ -104,7 +104,7 @@ def _with_state(material: Material, kind: str, new_state: Mapping[str, Any]) -> 
 
 
 def _requested(kind: str, annotations: Mapping[str, str], current: Mapping[str, Any]) -> str | None:
-    """Return the annotation value when it asks for a rotation not yet handled."""
+    """Return the annotation value when it requests a rotation not yet handled."""
     value = (annotations or {}).get(ANNOTATIONS[kind], "")
     if value and value != current.get("handledRequest"):
         return value
@@ -152,7 +152,12 @@ def _plan_passwords(sr: SecureRedis, material: Material, annotations: Mapping[st
         if not (request or scheduled or external_change):
             return _with_state(material, PASSWORDS, {**current, **_due_field(sr, current)})
 
-        trigger = "request" if request else "schedule" if scheduled else "passwordSecretRef"
+        if request:
+            trigger = "request"
+        elif scheduled:
+            trigger = "schedule"
+        else:
+            trigger = "passwordSecretRef"
         users, system = dict(material.users), dict(material.system)
         if trigger != "passwordSecretRef":
             # Users with a passwordSecretRef rotate when their own Secret
