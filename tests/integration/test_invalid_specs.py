@@ -63,6 +63,8 @@ STALLED_BY_OPERATOR = [
      "spec.acl.rotation.gracePeriod"),
     ("empty-client-selector", {"networkPolicy": {"clients": [{"podSelector": {}}]}},
      "spec.networkPolicy.clients[0]"),
+    ("issuer-not-supported", {"tls": {"issuer": "certManager", "issuerRef": {"name": "ca"}}},
+     "spec.tls.issuer"),
 ]
 
 
