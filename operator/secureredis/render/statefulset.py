@@ -133,6 +133,8 @@ def exporter_container(sr: SecureRedis) -> dict:
         "env": [
             {"name": "REDIS_ADDR", "value": f"rediss://127.0.0.1:{names.CLIENT_PORT}"},
             {"name": "REDIS_USER", "value": acl.SYSTEM_USER_PREFIX + "exporter"},
+            # TODO: read the password from a mounted file, as the probe does; an
+            # env var keeps the old password after a rotation until the pod restarts.
             {"name": "REDIS_PASSWORD",
              "valueFrom": {"secretKeyRef": {"name": secret, "key": "exporter-password"}}},
             {"name": "REDIS_EXPORTER_TLS_CLIENT_CERT_FILE", "value": PATHS.cert_file},
