@@ -106,7 +106,7 @@ client_pod demo-stranger "$name-user-app-service" unlabelled
 if redis_cli demo-stranger PING; then
   sro_die "the unlabelled pod reached Redis; the NetworkPolicy is not enforced"
 else
-  echo "refused: no connection within the timeout, as expected"
+  echo "refused: the NetworkPolicy let no connection through, as expected"
 fi
 
 step "Done"

@@ -21,8 +21,8 @@ pytest=("$root/.venv/bin/pytest" -p no:cacheprovider)
 has_tier() { [[ " $tiers " == *" $1 "* ]]; }
 
 # lint-imports checks that the package's layers import only downward.
-"$root/.venv/bin/lint-imports" --config "$root/.importlinter" --no-cache >/dev/null \
-    || "$root/.venv/bin/lint-imports" --config "$root/.importlinter" --no-cache
+"$root/.venv/bin/lint-imports" "$root/.importlinter" --no-cache >/dev/null \
+    || "$root/.venv/bin/lint-imports" "$root/.importlinter" --no-cache
 
 if has_tier unit; then
     "${pytest[@]}" tests/unit -q
