@@ -121,7 +121,7 @@ class Operator:
             except OSError:
                 time.sleep(0.2)
         else:
-            raise RuntimeError(f"the operator's metrics at {url} did not answer")
+            raise RuntimeError(f"the operator's metrics at {url} did not respond")
         for line in text.splitlines():
             if line.startswith("secure_redis_api_writes_total "):
                 return float(line.split()[1])

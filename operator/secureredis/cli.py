@@ -97,7 +97,7 @@ def cmd_render(args: argparse.Namespace) -> int:
         with open(args.filename, encoding="utf-8") as handle:
             documents = load_documents(handle)
     if not any(doc.get("kind") == KIND for doc in documents):
-        print(f"error: {args.filename} holds no {KIND} object", file=sys.stderr)
+        print(f"error: {args.filename} contains no {KIND} object", file=sys.stderr)
         return 2
 
     context = RenderContext(operator_namespace=args.operator_namespace)

@@ -59,7 +59,7 @@ class KubeError(RuntimeError):
 
 @dataclass(frozen=True)
 class Ref:
-    """What an Event is about: a namespaced object with its uid."""
+    """Reference to the namespaced object an Event is about, with its uid."""
 
     api_version: str
     kind: str
@@ -84,7 +84,7 @@ def resource_path(kind: str, namespace: str | None, name: str | None = None,
 
 
 class Kube:
-    """A thin Kubernetes client for plain-dict objects."""
+    """Thin Kubernetes client that sends and returns objects as plain dicts."""
 
     def __init__(self, api_client: k8s_client.ApiClient):
         self.api = api_client

@@ -37,7 +37,7 @@ from .render.secrets import STATE_KEY
 
 @dataclass
 class Result:
-    """What one reconcile did: the new status and the writes it made."""
+    """Outcome of one reconcile: the new status and the writes it made."""
 
     status: dict
     applied: list[str] = field(default_factory=list)
@@ -239,7 +239,7 @@ def load_material(kube: Kube, sr: spec.SecureRedis, logger) -> material.Material
 
 def report_write(kube: Kube, ref: Ref, child: dict, live: dict | None, *, first_run: bool,
                  now: datetime, logger) -> None:
-    """Log every write and raise an Event when it repaired somebody else's change."""
+    """Log every write, and raise an Event when it undid a change made outside the operator."""
     kind, name = child["kind"], child["metadata"]["name"]
     if live is None:
         logger.info("created child kind=%s name=%s", kind, name)

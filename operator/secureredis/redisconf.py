@@ -37,7 +37,7 @@ CLUSTER_NODE_TIMEOUT_MS = 5000
 
 @dataclass(frozen=True)
 class Paths:
-    """Where the pod (or a test) puts each file that redis.conf refers to."""
+    """File locations that redis.conf refers to, in the pod or in a test."""
 
     tls_dir: str = "/etc/redis/tls"
     acl_file: str = "/etc/redis/acl/users.acl"

@@ -122,7 +122,7 @@ def converge(kube: Kube | None, ref: Ref | None, sr: spec.SecureRedis,
              generated: material.Material, pods: list[Endpoint], *, now: datetime, logger,
              paths: redisconf.Paths = PATHS,
              replication_state: Mapping[str, Any] | None = None) -> Observation:
-    """Bring every server in line with ``generated`` and report what now holds everywhere.
+    """Bring every server in line with ``generated`` and report which conditions are now true on every server.
 
     ``paths`` are where the servers read their TLS files (the pod mounts by
     default). ``kube`` may be None for servers that are not pods; replication
