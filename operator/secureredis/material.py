@@ -32,6 +32,8 @@ class Credential:
     passwords: tuple[str, ...] = field(repr=False)
     client_cert: pki.CertKey | None = None
     pending: tuple[str, ...] = field(default=(), repr=False)
+    # When a rotation last published a new password (status timestamp), or "".
+    published_at: str = ""
 
     @property
     def password(self) -> str:
@@ -90,20 +92,30 @@ def client_certificate(sr: SecureRedis, ca: pki.CertKey, username: str,
 
 
 def ensure(sr: SecureRedis, existing: Material | None, *, now: datetime,
-           external_passwords: Mapping[str, str] | None = None) -> Material:
+           external_passwords: Mapping[str, str] | None = None,
+           external_ca: pki.CertKey | None = None) -> Material:
     """Return complete material for ``sr``, generating only what ``existing`` lacks.
 
     ``external_passwords`` maps a user name to the password read from its
     passwordSecretRef; such users never get a generated password, and when
     that Secret's value changes the new password is appended (the old one is
     removed later by rotation, after the grace period).
+
+    ``external_ca`` is the CA from spec.tls.secretName (issuer ``secret``).
+    It becomes the CA only of new material; replacing the CA of existing
+    material is a CA rotation (see ``rotation``).
     """
     external_passwords = external_passwords or {}
 
-    ca = existing.ca if existing else pki.make_ca(
-        f"secure-redis {sr.namespace}/{sr.name} CA",
-        now=now, duration=sr.tls.ca_duration, algorithm=sr.tls.key_algorithm,
-    )
+    if existing:
+        ca = existing.ca
+    elif external_ca is not None:
+        ca = external_ca
+    else:
+        ca = pki.make_ca(
+            f"secure-redis {sr.namespace}/{sr.name} CA",
+            now=now, duration=sr.tls.ca_duration, algorithm=sr.tls.key_algorithm,
+        )
     server = existing.server if existing else server_certificate(sr, ca, now)
 
     users = {}
@@ -174,12 +186,14 @@ def _cert_from_dict(raw: Mapping | None) -> pki.CertKey | None:
 def _credential_to_dict(credential: Credential) -> dict:
     return {"username": credential.username, "passwords": list(credential.passwords),
             "pending": list(credential.pending),
-            "clientCert": _cert_to_dict(credential.client_cert)}
+            "clientCert": _cert_to_dict(credential.client_cert),
+            "publishedAt": credential.published_at}
 
 
 def _credential_from_dict(raw: Mapping) -> Credential:
     return Credential(raw["username"], tuple(raw["passwords"]),
-                      _cert_from_dict(raw.get("clientCert")), tuple(raw.get("pending", ())))
+                      _cert_from_dict(raw.get("clientCert")), tuple(raw.get("pending", ())),
+                      raw.get("publishedAt", ""))
 
 
 def to_json(material: Material) -> str:

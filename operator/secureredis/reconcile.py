@@ -28,7 +28,7 @@ from datetime import datetime
 from typing import Any, Mapping
 
 from . import (API_VERSION, KIND, acl, checks, conditions, credentials, material, metrics,
-               names, objects, rotation, servers, spec)
+               names, objects, pki, rotation, servers, spec)
 from .engines import command_table
 from .kube import Kube, KubeError, Ref
 from .render import RenderContext, render_all
@@ -56,7 +56,9 @@ def reconcile(kube: Kube, body: Mapping[str, Any], *, now: datetime, context: Re
     old_status = dict(body.get("status") or {})
     metadata = body.get("metadata") or {}
     generation = metadata.get("generation")
-    first_run = old_status.get("observedGeneration") is None
+    # status.tls is written only once material exists. A spec that stalled
+    # before that still has an observedGeneration but never had children.
+    first_run = not old_status.get("tls")
     ref = ref_of(body)
 
     # 1. Validate.
@@ -64,6 +66,7 @@ def reconcile(kube: Kube, body: Mapping[str, Any], *, now: datetime, context: Re
         sr = spec.load(body)
         unsupported_issuer(sr)
         external = read_external_passwords(kube, sr)
+        external_ca = read_external_ca(kube, sr, now)
     except spec.SpecError as error:
         return stall(kube, ref, old_status, generation, error.errors, now=now, logger=logger)
 
@@ -75,9 +78,10 @@ def reconcile(kube: Kube, body: Mapping[str, Any], *, now: datetime, context: Re
                    "both gone; generated a new CA and new passwords, so clients need their "
                    "updated Secrets", now)
         logger.warning("material lost, generated anew")
-    generated = material.ensure(sr, existing, now=now, external_passwords=external)
+    generated = material.ensure(sr, existing, now=now, external_passwords=external,
+                                external_ca=external_ca)
     generated, steps = rotation.plan(sr, generated, annotations=metadata.get("annotations") or {},
-                                     now=now)
+                                     now=now, external_ca=external_ca)
     report_steps(kube, ref, steps, now=now, logger=logger)
 
     # 3. and 4. Render, and apply what differs.
@@ -184,14 +188,40 @@ def needs_attention(body: Mapping[str, Any]) -> bool:
 
 def unsupported_issuer(sr: spec.SecureRedis) -> None:
     """Raise SpecError for TLS issuers the API accepts but this operator cannot serve yet."""
-    # TODO: issue certificates through cert-manager (issuer certManager) and
-    # take them from a user's Secret (issuer secret), with the same reload
-    # and CA-rotation steps; until then such specs stall instead of silently
-    # getting the operator's own CA.
-    if sr.tls.issuer != "operator":
+    # TODO: issue certificates through cert-manager (issuer certManager) with
+    # the same reload and CA-rotation steps. Until then such specs stall, so
+    # they never silently get the operator's own CA.
+    if sr.tls.issuer == "certManager":
         raise spec.SpecError([spec.FieldError(
-            "spec.tls.issuer", f"{sr.tls.issuer} is not supported by this version of the "
-            "operator yet; remove spec.tls.issuer to use the operator's own CA")])
+            "spec.tls.issuer", "certManager is not supported by this version of the operator "
+            "yet; use secret with a CA Secret (cert-manager can write one), or remove "
+            "spec.tls.issuer to use the operator's own CA")])
+
+
+def read_external_ca(kube: Kube, sr: spec.SecureRedis, now: datetime) -> pki.CertKey | None:
+    """Return the CA from spec.tls.secretName for issuer ``secret``, else None.
+
+    Raises SpecError naming spec.tls.secretName when the Secret is missing or
+    does not contain a usable CA, so the object stalls until the user fixes it.
+    """
+    if sr.tls.issuer != "secret":
+        return None
+    path = "spec.tls.secretName"
+    data = kube.read_secret(sr.namespace, sr.tls.secret_name)
+    if data is None:
+        raise spec.SpecError([spec.FieldError(
+            path, f"Secret {sr.tls.secret_name} does not exist in namespace {sr.namespace}; "
+            "create it with the CA as tls.crt and its key as tls.key")])
+    missing = [key for key in ("tls.crt", "tls.key") if not data.get(key)]
+    if missing:
+        raise spec.SpecError([spec.FieldError(
+            path, f"Secret {sr.tls.secret_name} has no {' and no '.join(missing)}; add the CA "
+            "certificate as tls.crt and its private key as tls.key")])
+    try:
+        return pki.load_ca(data["tls.crt"], data["tls.key"], data.get("ca.crt", ""), now=now)
+    except ValueError as error:
+        raise spec.SpecError([spec.FieldError(
+            path, f"Secret {sr.tls.secret_name}: {error}")]) from None
 
 
 def read_external_passwords(kube: Kube, sr: spec.SecureRedis) -> dict[str, str]:
@@ -276,6 +306,15 @@ def stall(kube: Kube, ref: Ref, old_status: dict, generation: int | None,
     return Result(status=status, stalled=True)
 
 
+def user_status(sr: spec.SecureRedis, generated: material.Material, user: str) -> dict:
+    """Return the status.users entry of one user: its Secret and last password change."""
+    entry = {"name": user, "secretName": names.user_secret(sr.name, user)}
+    credential = generated.users.get(user)
+    if credential is not None and credential.published_at:
+        entry["lastRotation"] = credential.published_at
+    return entry
+
+
 def compute_status(sr: spec.SecureRedis, generated: material.Material, statefulset: dict | None,
                    children: list[dict], old_status: dict, *,
                    observation: servers.Observation | None = None,
@@ -314,6 +353,11 @@ def compute_status(sr: spec.SecureRedis, generated: material.Material, statefuls
     if now >= not_after:
         put(conditions.TLS_READY, False, "CertificateExpired",
             f"the server certificate expired at {conditions.timestamp(not_after)}")
+    elif now >= renewal and rotation.capped_by_ca(generated) and sr.tls.issuer == "secret":
+        put(conditions.TLS_READY, True, "CAExpiring",
+            f"the server certificate expires at {conditions.timestamp(not_after)} together with "
+            f"the CA that signs it; put a new CA in Secret {sr.tls.secret_name} "
+            "(spec.tls.secretName)")
     elif now >= renewal:
         put(conditions.TLS_READY, True, "RenewalDue",
             f"the server certificate expires at {conditions.timestamp(not_after)} and is due "
@@ -397,8 +441,7 @@ def compute_status(sr: spec.SecureRedis, generated: material.Material, statefuls
         "observedGeneration": generation,
         "conditions": conds,
         "endpoints": endpoints,
-        "users": [{"name": u.name, "secretName": names.user_secret(sr.name, u.name)}
-                  for u in sr.users],
+        "users": [user_status(sr, generated, u.name) for u in sr.users],
         "tls": {
             "serial": server_cert.serial,
             "notAfter": conditions.timestamp(not_after),

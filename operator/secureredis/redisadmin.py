@@ -44,7 +44,7 @@ from redis.backoff import NoBackoff
 from redis.connection import ConnectionPool, SSLConnection
 from redis.retry import Retry
 
-from . import checks, topology
+from . import checks, pki, topology
 
 log = logging.getLogger(__name__)
 
@@ -670,7 +670,7 @@ def tls_handshake(host: str, port: int, *, server_hostname: str, ca_pem: str,
             with context.wrap_socket(raw, server_hostname=server_hostname) as conn:
                 der = conn.getpeercert(binary_form=True)
                 if der:
-                    serial = format(x509.load_der_x509_certificate(der).serial_number, "x")
+                    serial = pki.serial_hex(x509.load_der_x509_certificate(der).serial_number)
                 conn.sendall(PROBE_REQUEST)
                 reply = conn.recv(64)
     except ssl.SSLCertVerificationError as error:

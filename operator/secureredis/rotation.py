@@ -34,6 +34,10 @@ CA (``ca``)::
   certificates; the old CA is still trusted, so old client certificates work.
 - Dropping: after another grace period, the old CA leaves the bundle.
 
+With ``spec.tls.issuer: secret`` the user owns the CA, so the operator never
+makes one. A CA rotation starts when the CA in the user's Secret (passed as
+``external_ca``) differs from the one in use, and runs the same phases.
+
 Time comes from the caller (``now``), so tests move the clock.
 """
 
@@ -112,11 +116,11 @@ def _requested(kind: str, annotations: Mapping[str, str], current: Mapping[str, 
 
 
 def plan(sr: SecureRedis, material: Material, *, annotations: Mapping[str, str],
-         now: datetime) -> tuple[Material, list[Step]]:
+         now: datetime, external_ca: pki.CertKey | None = None) -> tuple[Material, list[Step]]:
     """Start due rotations and move phases that wait only for time."""
     steps: list[Step] = []
     material = _plan_passwords(sr, material, annotations, now, steps)
-    material = _plan_ca(sr, material, annotations, now, steps)
+    material = _plan_ca(sr, material, annotations, now, steps, external_ca)
     material = _plan_certificates(sr, material, annotations, now, steps)
     return material, steps
 
@@ -216,8 +220,8 @@ def _advance_passwords(sr: SecureRedis, material: Material, observed: Convergenc
     current = state(material, PASSWORDS)
     done = observed.all_pods and observed.acl_synced
     if current["phase"] == "Adding" and done:
-        users = {n: _promote(c) for n, c in material.users.items()}
-        system = {r: _promote(c) for r, c in material.system.items()}
+        users = {n: _promote(c, now) for n, c in material.users.items()}
+        system = {r: _promote(c, now) for r, c in material.system.items()}
         steps.append(Step(PASSWORDS, "Published", "every server accepts the new passwords; "
                           "they are now published in the users' Secrets"))
         return _with_state(replace(material, users=users, system=system), PASSWORDS,
@@ -234,10 +238,11 @@ def _advance_passwords(sr: SecureRedis, material: Material, observed: Convergenc
     return material
 
 
-def _promote(credential: Credential) -> Credential:
+def _promote(credential: Credential, now: datetime) -> Credential:
     if not credential.pending:
         return credential
-    return replace(credential, passwords=credential.passwords + credential.pending, pending=())
+    return replace(credential, passwords=credential.passwords + credential.pending, pending=(),
+                   published_at=timestamp(now))
 
 
 # Leaf certificates
@@ -263,6 +268,11 @@ def _plan_certificates(sr: SecureRedis, material: Material, annotations: Mapping
     if not request and now < renewal:
         return _with_state(material, CERTIFICATES,
                            {**current, "nextDue": timestamp(renewal)})
+    if not request and capped_by_ca(material):
+        # A new certificate would expire with the CA too, so re-issuing would
+        # loop. Only a new CA helps, which with issuer secret the user supplies.
+        return _with_state(material, CERTIFICATES,
+                           {k: v for k, v in current.items() if k != "nextDue"})
 
     material = _reissue(sr, material, material.ca, now)
     new_state = {"phase": "Reloading", "startedAt": timestamp(now),
@@ -271,6 +281,11 @@ def _plan_certificates(sr: SecureRedis, material: Material, annotations: Mapping
     steps.append(Step(CERTIFICATES, "Reloading", f"new server certificate "
                       f"{material.server.serial} issued; servers reload it once it is mounted"))
     return _with_state(material, CERTIFICATES, new_state)
+
+
+def capped_by_ca(material: Material) -> bool:
+    """Return True if the server certificate already lives as long as its CA allows."""
+    return material.server.not_after >= material.ca.not_after
 
 
 def _advance_certificates(material: Material, observed: Convergence, now: datetime,
@@ -295,9 +310,18 @@ def ca_renewal_time(sr: SecureRedis, material: Material) -> datetime:
 
 
 def _plan_ca(sr: SecureRedis, material: Material, annotations: Mapping[str, str],
-             now: datetime, steps: list[Step]) -> Material:
+             now: datetime, steps: list[Step], external_ca: pki.CertKey | None) -> Material:
     current = state(material, CA)
     phase = current["phase"]
+
+    if phase == IDLE and sr.tls.issuer == "secret":
+        # The user renews the CA by updating the Secret, so nothing is ever due.
+        current.pop("nextDue", None)
+        if external_ca is None or external_ca.cert_pem == material.ca.cert_pem:
+            return _with_state(material, CA, current)
+        return _start_ca_rotation(material, external_ca, "secretName", current, now, steps,
+                                  "the CA in spec.tls.secretName changed; it is trusted beside "
+                                  "the old one and signs nothing until every server trusts it")
 
     if phase == IDLE:
         request = _requested(CA, annotations, current)
@@ -307,13 +331,11 @@ def _plan_ca(sr: SecureRedis, material: Material, annotations: Mapping[str, str]
         next_ca = pki.make_ca(f"secure-redis {sr.namespace}/{sr.name} CA {now:%Y%m%d}",
                               now=now, duration=sr.tls.ca_duration,
                               algorithm=sr.tls.key_algorithm)
-        bundle = material.ca.cert_pem + next_ca.cert_pem
-        steps.append(Step(CA, "TrustBoth", "new CA created and trusted beside the old one; "
-                          "it signs nothing until every server and client trusts it"))
-        return _with_state(replace(material, next_ca=next_ca, ca_bundle=bundle), CA, {
-            "phase": "TrustBoth", "startedAt": timestamp(now),
-            "trigger": "request" if request else "expiry",
-            "handledRequest": request or current.get("handledRequest", "")})
+        return _start_ca_rotation(material, next_ca, "request" if request else "expiry",
+                                  {**current, "handledRequest": request or
+                                   current.get("handledRequest", "")}, now, steps,
+                                  "new CA created and trusted beside the old one; it signs "
+                                  "nothing until every server and client trusts it")
 
     if phase == "Reissued" and current.get("servingSince"):
         if now < _parse(current["servingSince"]) + sr.rotation.grace_period:
@@ -323,6 +345,16 @@ def _plan_ca(sr: SecureRedis, material: Material, annotations: Mapping[str, str]
         return _with_state(replace(material, ca_bundle=material.ca.cert_pem), CA,
                            {**current, "phase": "Dropping"})
     return material
+
+
+def _start_ca_rotation(material: Material, next_ca: pki.CertKey, trigger: str,
+                       current: Mapping[str, Any], now: datetime, steps: list[Step],
+                       message: str) -> Material:
+    steps.append(Step(CA, "TrustBoth", message))
+    bundle = material.ca.cert_pem + next_ca.cert_pem
+    new_state = {"phase": "TrustBoth", "startedAt": timestamp(now), "trigger": trigger,
+                 "handledRequest": current.get("handledRequest", "")}
+    return _with_state(replace(material, next_ca=next_ca, ca_bundle=bundle), CA, new_state)
 
 
 def _advance_ca(sr: SecureRedis, material: Material, observed: Convergence, now: datetime,
@@ -348,8 +380,8 @@ def _advance_ca(sr: SecureRedis, material: Material, observed: Convergence, now:
         return _with_state(material, CA, {**current, "servingSince": timestamp(now)})
 
     if phase == "Dropping" and observed.all_pods and observed.rejects_previous_ca:
-        steps.append(Step(CA, IDLE, "the old CA is no longer trusted anywhere; CA rotation "
-                          "complete"))
+        steps.append(Step(CA, IDLE, "the old CA has left the trusted bundle of every server; "
+                          "CA rotation complete"))
         completed = {k: v for k, v in current.items()
                      if k not in ("previousCA", "trustedSince", "servingSince")}
         completed.update({"phase": IDLE, "completedAt": timestamp(now)})
@@ -360,6 +392,20 @@ def _advance_ca(sr: SecureRedis, material: Material, observed: Convergence, now:
 def previous_ca(material: Material) -> pki.CertKey | None:
     raw = state(material, CA).get("previousCA")
     return pki.CertKey(raw["cert"], raw["key"]) if raw else None
+
+
+def previous_ca_to_drop(material: Material) -> pki.CertKey | None:
+    """Return the CA that Dropping must see rejected, or None if there is none.
+
+    A user's new CA can be signed by the old one (a self-signed CA replaced
+    by an intermediate under it). The old CA then stays in the chain that
+    is trusted on purpose, and waiting for servers to reject it would never end.
+    """
+    previous = previous_ca(material)
+    if previous is None:
+        return None
+    first = previous.cert_pem.split("-----END CERTIFICATE-----")[0]
+    return None if first in material.ca.cert_pem else previous
 
 
 def status_entries(material: Material) -> list[dict[str, str]]:

@@ -118,6 +118,19 @@ def connect_endpoint(generated: material.Material, endpoint: Endpoint):
     )
 
 
+def connect_or_log(generated: material.Material, pod: Endpoint, logger, purpose: str):
+    """Open an operator connection to ``pod``, or log why not and return None.
+
+    A pod that cannot be reached is normal while it starts or stops, so this
+    logs at info level and the caller skips the pod until the next pass.
+    """
+    try:
+        return connect_endpoint(generated, pod)
+    except redisadmin.RedisAdminError as error:
+        logger.info("pod not reachable pod=%s purpose=%s error=%s", pod.name, purpose, error)
+        return None
+
+
 def converge(kube: Kube | None, ref: Ref | None, sr: spec.SecureRedis,
              generated: material.Material, pods: list[Endpoint], *, now: datetime, logger,
              paths: redisconf.Paths = PATHS,
@@ -140,10 +153,8 @@ def converge(kube: Kube | None, ref: Ref | None, sr: spec.SecureRedis,
     clients: dict[int, Any] = {}
     for pod in pods:
         pod_name = pod.name
-        try:
-            client = connect_endpoint(generated, pod)
-        except redisadmin.RedisAdminError as error:
-            logger.info("pod not reachable pod=%s error=%s", pod_name, error)
+        client = connect_or_log(generated, pod, logger, "converge")
+        if client is None:
             continue
         clients[ordinal(pod_name)] = client
         try:
@@ -157,7 +168,7 @@ def converge(kube: Kube | None, ref: Ref | None, sr: spec.SecureRedis,
                 trusts_next_ok &= client_ca_check(client, config_command, sr, generated, pod,
                                                   generated.next_ca, paths, want_accepted=True,
                                                   now=now)
-            previous = rotation.previous_ca(generated)
+            previous = rotation.previous_ca_to_drop(generated)
             if ca_state["phase"] == "Dropping" and previous:
                 rejects_previous_ok &= client_ca_check(client, config_command, sr, generated,
                                                        pod, previous, paths,
@@ -446,10 +457,8 @@ def watch_acl_log(kube: Kube, ref: Ref, sr: spec.SecureRedis, generated: materia
         if not pod.ready:
             continue
         pod_name = pod.name
-        try:
-            client = connect_endpoint(generated, pod)
-        except redisadmin.RedisAdminError as error:
-            logger.info("pod not reachable for ACL LOG pod=%s error=%s", pod_name, error)
+        client = connect_or_log(generated, pod, logger, "acl-log")
+        if client is None:
             continue
         try:
             entries = redisadmin.acl_log(client)

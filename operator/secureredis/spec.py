@@ -32,6 +32,9 @@ MAXMEMORY_POLICIES = (
     "volatile-lru", "volatile-lfu", "volatile-random", "volatile-ttl",
 )
 PULL_POLICIES = ("Always", "IfNotPresent", "Never")
+# The kubelet refreshes mounted Secrets after its sync period (1 minute by
+# default) plus some jitter, so old credentials must outlive that.
+MIN_GRACE_PERIOD = timedelta(minutes=2)
 # The CRD's defaults for spec.tls.issuerRef. Applying them here too keeps a
 # rendered object equal to what the API server stores.
 ISSUER_REF_DEFAULTS = {"kind": "Issuer", "group": "cert-manager.io"}
@@ -535,7 +538,7 @@ def _load_tls(errors: _Collector, tls: Mapping[str, Any]) -> TLS:
     if issuer == "secret":
         if not isinstance(secret_name, str) or not SECRET_NAME_RE.match(secret_name):
             errors.add("spec.tls.secretName", "is required when spec.tls.issuer is secret; name "
-                       "a Secret holding tls.crt, tls.key and ca.crt")
+                       "a Secret holding the CA as tls.crt and its key as tls.key")
 
     client_auth = tls.get("clientAuth", "required")
     errors.choice("spec.tls.clientAuth", client_auth, CLIENT_AUTH)
@@ -649,6 +652,10 @@ def _load_rotation(errors: _Collector, rotation: Mapping[str, Any]) -> Rotation:
     if interval is not None and interval < timedelta(hours=1):
         errors.add("spec.acl.rotation.interval", "must be at least 1h; omit it to rotate only "
                    "on demand")
+    if grace < MIN_GRACE_PERIOD:
+        errors.add("spec.acl.rotation.gracePeriod", "must be at least 2m: the kubelet can take "
+                   "over a minute to update a mounted Secret, and clients that read the old "
+                   "password until then would fail; use 2m or more")
     if interval is not None and grace >= interval:
         errors.add("spec.acl.rotation.gracePeriod", "must be shorter than "
                    "spec.acl.rotation.interval, or two rotations would overlap")

@@ -25,9 +25,9 @@ pytestmark = pytest.mark.node
 
 NAME = "rotating"
 USER = "app"
-# The kubelet refreshes a mounted Secret within about a minute, so clients
-# see a new password well inside a 90-second grace period.
-GRACE = "90s"
+# The shortest grace period the API allows: the kubelet refreshes a mounted
+# Secret within about a minute, well inside it.
+GRACE = "2m"
 SPEC = {
     "mode": "replication",
     "replicas": 2,

@@ -35,6 +35,8 @@ REJECTED_AT_ADMISSION = [
     ("certmanager-without-ref", {"tls": {"issuer": "certManager"}}, "spec.tls.issuerRef"),
     ("bad-duration", {"tls": {"renewBefore": "thirty days"}}, "spec.tls.renewBefore"),
     ("metrics-without-image", {"metrics": {"enabled": True}}, "spec.metrics.image"),
+    ("grace-too-short", {"acl": {"rotation": {"gracePeriod": "90s"}}},
+     "spec.acl.rotation.gracePeriod"),
 ]
 
 # (id, spec, field path the Stalled condition names)

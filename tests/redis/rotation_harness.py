@@ -46,7 +46,7 @@ from typing import Any, Callable, Mapping
 from cryptography import x509
 
 from secureredis import material as material_module
-from secureredis import redisconf, rotation, servers, spec
+from secureredis import pki, redisconf, rotation, servers, spec
 from secureredis.material import Material
 from secureredis.redisconf import Paths
 
@@ -504,7 +504,7 @@ def served_serial(endpoint: servers.Endpoint, tls: ClientSecret) -> str:
         der = connection.sock.getpeercert(binary_form=True)
     finally:
         connection.close()
-    return format(x509.load_der_x509_certificate(der).serial_number, "x")
+    return pki.serial_hex(x509.load_der_x509_certificate(der).serial_number)
 
 
 def client_certificate_accepted(endpoint: servers.Endpoint, ca_file: str, cert_file: str,

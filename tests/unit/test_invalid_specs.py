@@ -81,6 +81,8 @@ INVALID = [
     # rotation
     ("rotation-too-often", {"acl": {"rotation": {"interval": "30m"}}},
      "spec.acl.rotation.interval", "1h"),
+    ("rotation-grace-too-short", {"acl": {"rotation": {"gracePeriod": "30s"}}},
+     "spec.acl.rotation.gracePeriod", "at least 2m"),
     ("rotation-grace-too-long",
      {"acl": {"rotation": {"interval": "24h", "gracePeriod": "24h"}}},
      "spec.acl.rotation.gracePeriod", "shorter"),

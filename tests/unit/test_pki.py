@@ -217,3 +217,8 @@ def test_spec_duration_used():
 
     assert generated.server.not_after == NOW + timedelta(hours=48)
     assert generated.ca.not_after == NOW + timedelta(days=3650)
+
+
+@pytest.mark.parametrize("number,text", [(0x0A, "0A"), (0xABC, "0ABC"), (0x1F2E, "1F2E")])
+def test_serial_formatted_like_openssl(number, text):
+    assert pki.serial_hex(number) == text

@@ -6,7 +6,7 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from secureredis import material, rotation, spec
+from secureredis import material, reconcile, rotation, spec
 
 T0 = datetime(2026, 6, 1, 12, 0, tzinfo=timezone.utc)
 EVERYWHERE = rotation.Convergence(all_pods=True, acl_synced=True,
@@ -213,3 +213,16 @@ def test_status_entries_have_no_keys(sr, start):
 
     assert [e["kind"] for e in entries] == ["passwords", "certificates", "ca"]
     assert "PRIVATE KEY" not in str(entries)
+
+
+def test_published_password_sets_last_rotation(sr, start):
+    adding, _ = rotation.plan(sr, start, annotations={rotation.ROTATE_PASSWORDS_ANNOTATION: "7"},
+                              now=T0)
+    assert reconcile.user_status(sr, adding, "app") == {"name": "app",
+                                                        "secretName": "cache-user-app"}
+
+    published, _ = rotation.advance(sr, adding, EVERYWHERE, now=T0 + timedelta(minutes=3))
+    stored = material.from_json(material.to_json(published))
+
+    entry = reconcile.user_status(sr, stored, "app")
+    assert entry["lastRotation"] == "2026-06-01T12:03:00Z"
