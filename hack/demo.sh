@@ -116,5 +116,5 @@ The cluster and the operator keep running. Try:
   $kubectl_bin -n $namespace get secureredis $name -o yaml
   $kubectl_bin -n $namespace describe secureredis $name
 Stop everything with:
-  kill \$(cat $run_dir/operator.pid); $SRO_HACK/cluster.sh down --tier node
+  kill \$(cat $run_dir/operator.pid); $SRO_HACK/cluster.sh down --tier node --name node
 EOF

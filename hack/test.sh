@@ -19,23 +19,29 @@ tiers="${SRO_TIERS:-unit redis cluster integration e2e}"
 pytest=("$root/.venv/bin/pytest" -p no:cacheprovider)
 
 has_tier() { [[ " $tiers " == *" $1 "* ]]; }
+banner() { echo "== $1 == $(date -u +%H:%M:%S)"; }
 
 # lint-imports checks that the package's layers import only downward.
 "$root/.venv/bin/lint-imports" "$root/.importlinter" --no-cache >/dev/null \
     || "$root/.venv/bin/lint-imports" "$root/.importlinter" --no-cache
 
 if has_tier unit; then
+    banner unit
     "${pytest[@]}" tests/unit -q
 fi
 if has_tier redis; then
+    banner redis
     "${pytest[@]}" tests/redis -q -m redis
 fi
 if has_tier cluster && [ -x "$root/hack/test-cluster.sh" ]; then
+    banner cluster
     "$root/hack/test-cluster.sh"
 fi
 if has_tier integration && [ -d tests/integration ]; then
+    banner integration
     "${pytest[@]}" tests/integration -q -m integration
 fi
 if has_tier e2e && [ -d tests/e2e ]; then
+    banner e2e
     "${pytest[@]}" tests/e2e -q -m node
 fi

@@ -154,8 +154,10 @@ def test_service_and_headless_dns(node_cluster, namespace):
         )
 
     # The short name works through the search path, and kube-proxy forwards
-    # the Service port to the pod.
-    assert can_fetch(node_cluster, namespace, "client", "http://web/")
+    # the Service port to the pod. It programs the rules a moment after the
+    # endpoints appear, so the first requests may still find no route.
+    clusters.wait_until(lambda: can_fetch(node_cluster, namespace, "client", "http://web/"), 30,
+                        message="the Service forwards http://web/ to web-0")
     assert can_fetch(node_cluster, namespace, "client", f"http://web-0.web-headless:{HTTP_PORT}/")
 
 

@@ -89,6 +89,14 @@ def cluster_healthy(cluster, namespace) -> bool:
     return bool(healthy and healthy["status"] == "True" and ready and ready["status"] == "True")
 
 
+def health_report(cluster, namespace) -> str:
+    """Return the conditions and cluster status of the SecureRedis, for a failure message."""
+    status = get(cluster, namespace, "secureredis", NAME).get("status") or {}
+    conditions = {c["type"]: f"{c['status']} {c.get('reason', '')}: {c.get('message', '')}"
+                  for c in status.get("conditions") or []}
+    return json.dumps({"conditions": conditions, "cluster": status.get("cluster")})
+
+
 def test_cluster_ready_and_healthy(deployed):
     assert condition(deployed, "ClusterHealthy")["status"] == "True"
     assert deployed["status"]["checks"]["failed"] == []
@@ -114,14 +122,20 @@ def test_unlabelled_pod_reaches_no_port(node_cluster, namespace, deployed):
     assert tcp_reachable(node_cluster, namespace, stranger, address, 16379) is False
 
 
-def test_primary_loss_recovers(node_cluster, namespace, client):
+def test_primary_loss_recovers(node_cluster, namespace, client, operator):
     assert run_client(node_cluster, namespace, client, "write", 200)["good"] == 200
 
     node_cluster.kubectl("-n", namespace, "delete", "pod", f"{NAME}-0", "--wait=false")
     wait_until(lambda: not cluster_healthy(node_cluster, namespace), 60,
                message="the cluster notices the lost primary")
-    wait_until(lambda: cluster_healthy(node_cluster, namespace), 300, interval=3,
-               message="the cluster is healthy again")
+    try:
+        wait_until(lambda: cluster_healthy(node_cluster, namespace), 300, interval=3,
+                   message="the cluster is healthy again")
+    except TimeoutError as timeout:
+        steps = [line for line in operator.log().splitlines()
+                 if namespace in line and ("cluster" in line or "WARNING" in line)]
+        raise AssertionError(f"{timeout}; last status: {health_report(node_cluster, namespace)}; "
+                             "operator's last cluster lines:\n" + "\n".join(steps[-30:]))
 
     assert run_client(node_cluster, namespace, client, "read", 200)["good"] == 200
 

@@ -8,8 +8,8 @@ The tiers are started by hack/cluster.sh (see docs/local-kubernetes.md):
 
 Environment variables:
 
-* ``SRO_KUBECONFIG``: use this existing cluster (for example a kind cluster,
-  see hack/kind-e2e.sh) instead of starting one; it is never stopped.
+* ``SRO_KUBECONFIG``: use this existing cluster instead of starting one; it
+  is never stopped.
 * ``SRO_KUBECTL``: the kubectl to run (default: the one built into the cache,
   else ``kubectl`` on PATH).
 * ``SRO_KEEP_CLUSTER=1``: leave a tier started by the tests running at the
