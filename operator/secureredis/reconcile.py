@@ -181,9 +181,21 @@ def rotation_in_progress(body: Mapping[str, Any]) -> bool:
 
 
 def needs_attention(body: Mapping[str, Any]) -> bool:
-    """Return True while a rotation runs or a primary is missing: reconcile every few seconds."""
-    replication = (body.get("status") or {}).get("replication") or {}
-    return rotation_in_progress(body) or bool(replication.get("primaryLostSince"))
+    """Return True when the next reconcile should come in seconds, not at the next resync.
+
+    That is while a rotation runs, while a replication primary is missing,
+    and while a Redis Cluster is unhealthy and its repair is not blocked on
+    a person: each repair step waits for gossip, and a full resync interval
+    between steps would leave a degraded cluster for minutes.
+    """
+    status = body.get("status") or {}
+    replication = status.get("replication") or {}
+    if rotation_in_progress(body) or replication.get("primaryLostSince"):
+        return True
+    healthy = conditions.find(status.get("conditions") or [], conditions.CLUSTER_HEALTHY)
+    last_step = (status.get("cluster") or {}).get("lastStep") or ""
+    return (healthy is not None and healthy.get("status") != "True"
+            and not last_step.startswith("blocked:"))
 
 
 def unsupported_issuer(sr: spec.SecureRedis) -> None:

@@ -10,8 +10,8 @@ events, which need no finalizer.
 Per object:
 
 - a full reconcile every ``resync_seconds``;
-- a reconcile every ``fast_seconds`` while a rotation runs or a primary is
-  missing (``needs_attention``);
+- a reconcile every ``fast_seconds`` while a rotation runs, a primary is
+  missing or a Redis Cluster is being repaired (``needs_attention``);
 - an ACL LOG read every ``acl_log_seconds``.
 """
 
