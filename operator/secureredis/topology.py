@@ -699,24 +699,39 @@ def _attach_replicas(cluster: _Cluster) -> Step | None:
             me = cluster.myself(ordinal)
             if ordinal == primary or (me.is_replica and me.primary_id == primary_id):
                 continue
+            # CLUSTER REPLICATE rejects a target that the pod's own table
+            # does not show as a primary, as after a promotion gossip has not
+            # brought yet.
+            seen = cluster.pod(ordinal).find(primary_id)
+            if seen is None or not seen.is_primary:
+                return Wait(f"pod {ordinal} does not see pod {primary} as a primary yet")
             return Replicate(ordinal, primary, primary_id)
     return None
 
 
 def _holds_only_copy(cluster: _Cluster, ordinal: int) -> Wait | None:
-    """Return a Wait when the pod replicates a failing primary that owns slots.
+    """Return a Wait when the pod replicates a primary that owns slots and is gone or failing.
 
     Until Redis promotes it, such a replica may hold the only copy of those
     slots' keys, so neither CLUSTER REPLICATE nor CLUSTER RESET may touch it.
+    A primary whose pod was replaced is gone before the replica notices: the
+    replacement runs a new, empty node, and the replica still lists the old
+    node as usable until cluster-node-timeout passes.
     """
     me = cluster.myself(ordinal)
     if not me.is_replica or me.primary_id is None:
         return None
     followed = cluster.pod(ordinal).find(me.primary_id)
-    if followed is None or followed.usable or not followed.slots:
+    if followed is None or not followed.slots:
+        return None
+    if not followed.usable:
+        state = "is failing"
+    elif cluster.ordinal_of(followed.id) is None:
+        state = "runs in no responding pod"
+    else:
         return None
     return Wait(f"pod {ordinal} replicates node {followed.id}, which owns slots "
-                f"{format_ranges(followed.slots)} and is failing; waiting for Redis to "
+                f"{format_ranges(followed.slots)} and {state}; waiting for Redis to "
                 "promote a replica")
 
 

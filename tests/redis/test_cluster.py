@@ -464,3 +464,18 @@ def test_rescheduled_pod_rejoins(pods, app_keys):
     assert me.primary_id == redisadmin.cluster_myself(
         pods.clients[pods.primary_of_shard(0)]).id
     assert read_all(pods, app_keys, ordinal=dead) == app_keys
+
+
+def test_primary_replaced_at_once_rejoins(pods, app_keys):
+    # A StatefulSet starts the replacement pod seconds after the old one
+    # stops, usually before Redis has promoted the replica.
+    primary = pods.primary_of_shard(1)
+    assert pods.clients[primary].execute_command("WAIT", 1, 5000) == 1
+    pods.kill(primary)
+    pods.start(primary)
+
+    pods.converge(SHARDS, timeout=CONVERGE_SECONDS + FAILOVER_SECONDS)
+
+    pods.wait_healthy(SHARDS)
+    assert redisadmin.cluster_myself(pods.clients[primary]).is_replica
+    assert read_all(pods, app_keys, ordinal=primary) == app_keys

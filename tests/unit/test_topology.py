@@ -349,16 +349,29 @@ def not_replicating() -> dict[int, PodView]:
     return mesh(states)
 
 
-def replica_of_failed_primary() -> dict[int, PodView]:
-    """Pod 0 (primary of slots 0-5461) failed and came back as a new, empty node.
+def replica_of_replaced_primary(flags: tuple[str, ...]) -> Callable[[], dict[int, PodView]]:
+    """Pod 0 (primary of slots 0-5461) was replaced by a new, empty node.
 
-    Everybody met the new node, but pod 1 still replicates the old one. Until
-    Redis promotes pod 1, pointing it at the new pod 0 would drop the only
-    copy of the shard's keys.
+    Everybody met the new node, but pod 1 still replicates the old one, which
+    the others see with ``flags``: empty when the replacement started before
+    cluster-node-timeout passed. Until Redis promotes pod 1, pointing it at
+    the new pod 0 would drop the only copy of the shard's keys.
     """
-    states = with_changes(bootstrapped(), pod0={"identity": "e" * 40, "slots": (), "epoch": 0})
-    old_zero = entry(0, slots=range(0, 5462), epoch=1, flags=("fail",))
-    return add_entry(mesh(states), range(6), old_zero)
+    def build() -> dict[int, PodView]:
+        states = with_changes(bootstrapped(),
+                              pod0={"identity": "e" * 40, "slots": (), "epoch": 0})
+        old_zero = entry(0, slots=range(0, 5462), epoch=1, flags=flags)
+        return add_entry(mesh(states), range(6), old_zero)
+    return build
+
+
+def promotion_not_seen() -> dict[int, PodView]:
+    """Pod 1 took over shard 0 from a replaced pod 0, but pod 0 still lists it as a replica."""
+    states = with_changes(bootstrapped(), pod0={"identity": "e" * 40, "slots": (), "epoch": 0},
+                          pod1={"primary": None, "slots": range(0, 5462), "epoch": 7})
+    pods = mesh(states)
+    stale = [entry(1, primary=0) if node.id == node_id(1) else node for node in pods[0].nodes]
+    return {**pods, 0: pod(0, stale)}
 
 
 def shard_without_primary() -> dict[int, PodView]:
@@ -486,9 +499,18 @@ NEXT_STEPS: dict[str, tuple[Callable[[], dict[int, PodView]], int, Any]] = {
     "gossip-pending": (seed_knows_all, 3, Wait("pod 3 does not know pod 5 yet")),
     "address-changed": (moved_pod1, 3, meet(0, 1)),
     "not-replicating": (not_replicating, 3, Replicate(1, 0, node_id(0))),
-    "replica-of-failed-primary": (replica_of_failed_primary, 3, Wait(
+    "replica-of-failed-primary": (replica_of_replaced_primary(("fail",)), 3, Wait(
         f"pod 1 replicates node {node_id(0)}, which owns slots 0-5461 and is failing; "
         "waiting for Redis to promote a replica")),
+    "replica-of-replaced-primary": (replica_of_replaced_primary(()), 3, Wait(
+        f"pod 1 replicates node {node_id(0)}, which owns slots 0-5461 and runs in no "
+        "responding pod; waiting for Redis to promote a replica")),
+    "promotion-not-seen": (promotion_not_seen, 3,
+                           Wait("pod 0 does not see pod 1 as a primary yet")),
+    "promoted-replica-followed": (lambda: mesh(with_changes(
+        bootstrapped(), pod0={"identity": "e" * 40, "slots": (), "epoch": 0},
+        pod1={"primary": None, "slots": range(0, 5462), "epoch": 7})), 3,
+        Replicate(0, 1, node_id(1))),
     "shard-without-primary": (shard_without_primary, 3, Reset(0, "shard 0 has no primary")),
     "two-owners-in-shard": (two_owners_in_shard, 3, Blocked(
         "pods 0, 1 of shard 0 are all primaries holding slots; move the slots of all but "
