@@ -910,7 +910,7 @@ def apply_step(step: topology.Step, clients: Mapping[int, redis.Redis], *, usern
             raise RedisAdminError(f"no connection to pod {ordinal} for step: {step}")
         return clients[ordinal]
 
-    log.info("cluster step %s", step)
+    log.debug("cluster step %s", step)
     if isinstance(step, topology.SetConfigEpoch):
         set_config_epoch(client(step.ordinal), step.epoch)
     elif isinstance(step, topology.AddSlots):
