@@ -414,6 +414,8 @@ def compute_status(sr: spec.SecureRedis, generated: material.Material, statefuls
             cluster_status = {"requiredPods": observation.cluster.required_pods}
             if observation.cluster.last_step:
                 cluster_status["lastStep"] = observation.cluster.last_step[:512]
+            if observation.cluster.waiting_for:
+                cluster_status["waitingFor"] = observation.cluster.waiting_for[:512]
             put(conditions.CLUSTER_HEALTHY, health.healthy, health.reason, health.message)
             cluster_ok = health.healthy
         else:

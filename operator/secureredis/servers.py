@@ -57,6 +57,8 @@ class ClusterObservation:
     health: topology.Health
     required_pods: int
     last_step: str | None = None
+    # Why the repair paused: the reason of the Wait that ended this reconcile.
+    waiting_for: str | None = None
 
 
 @dataclass(frozen=True)
@@ -248,11 +250,14 @@ def drive_cluster(kube: Kube | None, ref: Ref | None, sr: spec.SecureRedis,
                 for number, endpoint in endpoints.items()}
 
     views = observe()
-    last = None
+    last = waiting = None
     started = time.monotonic()
     for _ in range(CLUSTER_STEP_BUDGET):
         step = topology.next_step(shards, per_shard, views)
-        if step is None or isinstance(step, topology.Wait):
+        if isinstance(step, topology.Wait):
+            waiting = step.reason
+            break
+        if step is None:
             break
         if isinstance(step, topology.Blocked):
             logger.warning("cluster step blocked reason=%s", step)
@@ -283,7 +288,8 @@ def drive_cluster(kube: Kube | None, ref: Ref | None, sr: spec.SecureRedis,
             break
         except redisadmin.RedisAdminError as error:
             logger.info("cluster health read failed pod=%d error=%s", number, error)
-    return ClusterObservation(health=health, required_pods=required, last_step=last)
+    return ClusterObservation(health=health, required_pods=required, last_step=last,
+                              waiting_for=waiting)
 
 
 def sync_acl(client, lines: list[str], known_users: set[str], pod_name: str, logger) -> bool:
