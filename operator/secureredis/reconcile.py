@@ -185,8 +185,8 @@ def needs_attention(body: Mapping[str, Any]) -> bool:
 
     That is while a rotation runs, while a replication primary is missing,
     and while a Redis Cluster is unhealthy and its repair is not blocked on
-    a person: each repair step waits for gossip, and a full resync interval
-    between steps would leave a degraded cluster for minutes.
+    a person. A cluster repair waits for gossip after each step, so a full
+    resync interval between steps would leave a degraded cluster for minutes.
     """
     status = body.get("status") or {}
     replication = status.get("replication") or {}

@@ -57,7 +57,7 @@ class ClusterObservation:
     health: topology.Health
     required_pods: int
     last_step: str | None = None
-    # Why the repair paused: the reason of the Wait that ended this reconcile.
+    # Reason of the Wait step that paused the repair in this reconcile, if any.
     waiting_for: str | None = None
 
 

@@ -700,10 +700,10 @@ def _attach_replicas(cluster: _Cluster) -> Step | None:
             if ordinal == primary or (me.is_replica and me.primary_id == primary_id):
                 continue
             # CLUSTER REPLICATE rejects a target that the pod's own table
-            # does not show as a primary, as after a promotion gossip has not
-            # brought yet.
-            seen = cluster.pod(ordinal).find(primary_id)
-            if seen is None or not seen.is_primary:
+            # does not show as a primary. That happens right after a
+            # promotion, before gossip reaches the pod.
+            target = cluster.pod(ordinal).find(primary_id)
+            if target is None or not target.is_primary:
                 return Wait(f"pod {ordinal} does not see pod {primary} as a primary yet")
             return Replicate(ordinal, primary, primary_id)
     return None

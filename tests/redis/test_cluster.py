@@ -468,7 +468,7 @@ def test_rescheduled_pod_rejoins(pods, app_keys):
 
 def test_primary_replaced_at_once_rejoins(pods, app_keys):
     # A StatefulSet starts the replacement pod seconds after the old one
-    # stops, usually before Redis has promoted the replica.
+    # stops, often before Redis has promoted the replica.
     primary = pods.primary_of_shard(1)
     assert pods.clients[primary].execute_command("WAIT", 1, 5000) == 1
     pods.kill(primary)
